@@ -1,0 +1,37 @@
+"""pairint_jax: pairwise interactions between perturbations, from unstructured readouts, in JAX.
+
+The public API (``import pairint_jax as pj``):
+
+* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.synthetic`;
+* scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
+  :func:`separability_scores`, each returning :class:`PairScores`;
+* the functional core for other JAX code: :mod:`pj.stats`;
+* discovery: :func:`simulate`, :class:`Campaign`.
+"""
+
+from pairint_jax.io import read_screen, write_screen
+from pairint_jax.labels import parse_label
+from pairint_jax.results import PairScores
+from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
+
+# -- synthetic generators (issue 2) --
+
+# -- disjointedness / additivity (issue 3) --
+
+# -- separability (issue 4) --
+
+# -- discovery (issue 5) --
+
+# -- real datasets (issue 7) --
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PairScores",
+    "Screen",
+    "UnscorableWarning",
+    "bucket_size",
+    "parse_label",
+    "read_screen",
+    "write_screen",
+]

@@ -1,0 +1,565 @@
+"""The screen data model: observations grouped into control, singles and doubles.
+
+Layout (see ``ARCHITECTURE.md``):
+
+* ``x`` holds every observation once, rows sorted by group: ``[N, *feature_shape]``.
+  Group ``g`` is the row slice ``offsets[g]:offsets[g + 1]``.
+* Group 0 is the control, then the singles in ``perturbations`` order, then the
+  doubles ordered by ``(i, j)``.
+* Ragged groups become static shapes through :meth:`Screen.padded`, which pads the
+  requested groups to one bucketed size and returns a boolean mask. The control is
+  never padded together with the other groups: real controls are often 10-100x
+  larger than any double, so scorers take it separately with :meth:`Screen.group`
+  (it is one array, static shape) and pad only the small groups.
+* Sizes are bucketed (:func:`bucket_size`) so that screens of slightly different
+  sizes reuse the same compiled program, while wasting at most a third of the memory.
+
+A ``Screen`` is a JAX pytree whose only leaf is ``x``; everything else is static
+metadata, so it can be passed straight into ``jax.jit`` (shapes stay static).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Iterable, Sequence
+
+import jax
+import numpy as np
+
+from pairint_jax.labels import as_control_set, format_condition, parse_label
+
+__all__ = ["Screen", "UnscorableWarning", "bucket_size", "MIN_OBSERVATIONS"]
+
+#: Fewest observations a group needs to enter any score (U-statistics, k-NN).
+MIN_OBSERVATIONS = 2
+
+
+class UnscorableWarning(UserWarning):
+    """Some pairs of the screen cannot be scored; the reasons are on the screen."""
+
+
+def bucket_size(m: int, *, multiple: int = 8) -> int:
+    """Round a group size up to a static bucket size.
+
+    Sizes up to 64 round up to a multiple of ``multiple``; larger sizes round up to
+    the next value of the ladder ``2^k, 1.5 * 2^k``, so at most a third is padding
+    and the number of distinct compiled shapes grows only logarithmically.
+
+    Example:
+      >>> [bucket_size(m) for m in (1, 9, 64, 65, 100, 1000)]
+      [8, 16, 64, 96, 128, 1024]
+    """
+    if m <= 0:
+        return multiple
+    if m <= 64:
+        return -(-m // multiple) * multiple
+    k = int(np.floor(np.log2(m)))
+    for cand in (2**k, 3 * 2 ** (k - 1), 2 ** (k + 1)):
+        if cand >= m:
+            return int(cand)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["x"],
+    meta_fields=["conditions", "members", "offsets", "perturbations", "control", "sep"],
+)
+@dataclasses.dataclass(frozen=True, eq=False)
+class Screen:
+    """Observations of a perturbation screen, grouped by condition.
+
+    Build one with :meth:`from_arrays`, :meth:`from_anndata` or
+    :func:`pairint_jax.read_screen`; the constructor itself does no validation.
+
+    Attributes:
+      x: ``[N, *feature_shape]`` observations, rows sorted by group.
+      conditions: ``G`` canonical condition labels; ``conditions[0]`` is the control.
+      members: per group, the perturbation indices: ``()``, ``(i,)`` or ``(i, j)``, ``i < j``.
+      offsets: ``G + 1`` row offsets; group ``g`` is ``x[offsets[g]:offsets[g + 1]]``.
+      perturbations: the ``n`` single perturbations, in a stable order (sorted unless
+        given explicitly).
+      control: the canonical control label.
+      sep: the separator used in double labels.
+    """
+
+    x: np.ndarray
+    conditions: tuple[str, ...]
+    members: tuple[tuple[int, ...], ...]
+    offsets: tuple[int, ...]
+    perturbations: tuple[str, ...]
+    control: str = "ctrl"
+    sep: str = "+"
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def from_arrays(
+        cls,
+        x,
+        labels: Sequence,
+        *,
+        control: str | Iterable[str] = "ctrl",
+        sep: str = "+",
+        perturbations: Sequence[str] | None = None,
+        warn: bool = True,
+    ) -> Screen:
+        """Build a screen from an observation array and one label per row.
+
+        Args:
+          x: ``[N, ...]`` numeric array (NumPy or JAX): embeddings ``[N, d]`` or
+            images ``[N, C, H, W]``. float64 input stays float64; anything else
+            becomes float32.
+          labels: ``N`` condition labels (``"ctrl"``, ``"A"``, ``"A+B"``; ``"B+A"``
+            and ``"A+ctrl"`` are understood).
+          control: the control label, or several labels that all mean control.
+          sep: the separator between the two perturbations of a double.
+          perturbations: optional explicit order of the single perturbations. It
+            must contain every perturbation named in ``labels``; extra names are
+            allowed (they simply have no data).
+          warn: emit an :class:`UnscorableWarning` listing unscorable pairs.
+
+        Returns:
+          A validated :class:`Screen`.
+
+        Raises:
+          ValueError: non-finite values, no control or a control with fewer than 2
+            observations, a label/row count mismatch, ragged rows, empty labels, or
+            labels that repeat a perturbation (``A+A``). The message names the
+            condition, row and count involved.
+
+        Example:
+          >>> x = np.random.default_rng(0).normal(size=(8, 3))
+          >>> s = Screen.from_arrays(x, ["ctrl"] * 2 + ["A"] * 2 + ["B"] * 2 + ["B+A"] * 2)
+          >>> s.perturbations, s.conditions
+          (('A', 'B'), ('ctrl', 'A', 'B', 'A+B'))
+        """
+        controls = as_control_set(control)
+        x = _as_observation_array(x)
+        labels = _as_label_list(labels)
+        if len(labels) != x.shape[0]:
+            raise ValueError(
+                f"inconsistent dimensions: x has {x.shape[0]} rows but {len(labels)} labels "
+                "were given; pass exactly one condition label per observation row."
+            )
+        # Parse each distinct label once.
+        uniq, inverse = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+        _check_empty_labels(labels)
+        parsed = {}
+        for lab in uniq:
+            parsed[lab] = parse_label(lab, control=controls, sep=sep)
+        names_in_data = sorted({n for p in parsed.values() for n in p})
+        if perturbations is None:
+            perts = tuple(names_in_data)
+        else:
+            perts = tuple(str(p) for p in perturbations)
+            if len(set(perts)) != len(perts):
+                raise ValueError("perturbations= lists a name twice; give each perturbation once.")
+            missing = [n for n in names_in_data if n not in set(perts)]
+            if missing:
+                raise ValueError(
+                    f"perturbations= does not list {missing[:5]} ({len(missing)} in all) that "
+                    "the labels use; add them or leave perturbations=None."
+                )
+            bad = [p for p in perts if sep in p or p in controls]
+            if bad:
+                raise ValueError(f"perturbation names {bad[:5]} contain the separator or a control label.")
+        index = {p: i for i, p in enumerate(perts)}
+        # Group key per distinct label: tuple of perturbation indices, i < j.
+        key_of_label = [tuple(sorted(index[n] for n in parsed[lab])) for lab in uniq]
+        keys = sorted(set(key_of_label), key=lambda k: (len(k), k))
+        if () not in keys:
+            shown = ", ".join(repr(u) for u in uniq[:8]) + (" ..." if len(uniq) > 8 else "")
+            raise ValueError(
+                f"no control observations: no label equals {controls[0]!r} (labels seen: "
+                f"{shown}). Pass control='<your control label>'."
+            )
+        gid_of_key = {k: g for g, k in enumerate(keys)}
+        row_group = np.asarray([gid_of_key[key_of_label[i]] for i in range(len(uniq))], dtype=np.int64)[
+            inverse.reshape(-1)
+        ]
+        conditions = tuple(
+            format_condition(tuple(perts[i] for i in k), control=controls[0], sep=sep) for k in keys
+        )
+        order = np.argsort(row_group, kind="stable")
+        counts = np.bincount(row_group, minlength=len(keys))
+        offsets = tuple(int(v) for v in np.concatenate([[0], np.cumsum(counts)]))
+        xs = x[order]
+        _check_finite(xs, conditions, offsets, order)
+        if counts[0] < MIN_OBSERVATIONS:
+            raise ValueError(
+                f"the control {controls[0]!r} has {counts[0]} observation(s); at least "
+                f"{MIN_OBSERVATIONS} are needed to estimate any score."
+            )
+        screen = cls(
+            x=xs,
+            conditions=conditions,
+            members=tuple(keys),
+            offsets=offsets,
+            perturbations=perts,
+            control=controls[0],
+            sep=sep,
+        )
+        if warn:
+            screen._warn_unscorable()
+        return screen
+
+    @classmethod
+    def from_anndata(
+        cls,
+        adata,
+        *,
+        key: str = "perturbation",
+        obsm: str | None = None,
+        layer: str | None = None,
+        control: str | Iterable[str] = "ctrl",
+        sep: str = "+",
+        perturbations: Sequence[str] | None = None,
+        warn: bool = True,
+    ) -> Screen:
+        """Build a screen from an AnnData object.
+
+        Args:
+          adata: an ``anndata.AnnData``.
+          key: the ``adata.obs`` column holding each observation's condition label.
+          obsm: take the readout from ``adata.obsm[obsm]`` (e.g. ``"X_pca"``) instead of ``X``.
+          layer: take the readout from ``adata.layers[layer]`` instead of ``X``.
+          control, sep, perturbations, warn: as in :meth:`from_arrays`.
+
+        Raises:
+          ValueError: the column, ``obsm`` key or layer does not exist (the message lists
+            the available ones), or any error of :meth:`from_arrays`.
+        """
+        if key not in adata.obs.columns:
+            raise ValueError(
+                f"column {key!r} is not in adata.obs; available columns: {list(adata.obs.columns)}. "
+                "Pass key='<column with the condition labels>'."
+            )
+        if obsm is not None and layer is not None:
+            raise ValueError("pass at most one of obsm= and layer=.")
+        if obsm is not None:
+            if obsm not in adata.obsm:
+                raise ValueError(f"obsm key {obsm!r} not found; available: {list(adata.obsm.keys())}.")
+            x = adata.obsm[obsm]
+        elif layer is not None:
+            if layer not in adata.layers:
+                raise ValueError(f"layer {layer!r} not found; available: {list(adata.layers.keys())}.")
+            x = adata.layers[layer]
+        else:
+            x = adata.X
+        if x is None:
+            raise ValueError("adata.X is empty; pass obsm= or layer= to choose the readout.")
+        if hasattr(x, "toarray"):  # scipy sparse
+            x = x.toarray()
+        if hasattr(x, "to_numpy"):  # DataFrame in obsm
+            x = x.to_numpy()
+        labels = adata.obs[key].astype(object).to_numpy()
+        return cls.from_arrays(
+            np.asarray(x), labels, control=control, sep=sep, perturbations=perturbations, warn=warn
+        )
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def n_perturbations(self) -> int:
+        """Number of single perturbations ``n``."""
+        return len(self.perturbations)
+
+    @property
+    def n_groups(self) -> int:
+        """Number of conditions ``G`` present (control, singles and doubles)."""
+        return len(self.conditions)
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of one observation, e.g. ``(d,)`` or ``(3, 128, 128)``."""
+        return tuple(self.x.shape[1:])
+
+    @functools.cached_property
+    def counts(self) -> np.ndarray:
+        """``[G]`` observations per group."""
+        return np.diff(np.asarray(self.offsets, dtype=np.int64))
+
+    @functools.cached_property
+    def group_ids(self) -> np.ndarray:
+        """``[N]`` group id of every row of ``x``."""
+        return np.repeat(np.arange(self.n_groups), self.counts)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``[N]`` canonical condition label of every row of ``x``."""
+        return np.asarray(self.conditions, dtype=object)[self.group_ids]
+
+    @functools.cached_property
+    def kinds(self) -> np.ndarray:
+        """``[G]`` 0 for the control, 1 for a single, 2 for a double."""
+        return np.asarray([len(m) for m in self.members], dtype=np.int64)
+
+    @functools.cached_property
+    def _group_of(self) -> dict[tuple[int, ...], int]:
+        return {m: g for g, m in enumerate(self.members)}
+
+    @functools.cached_property
+    def single_groups(self) -> np.ndarray:
+        """``[n]`` group id of each perturbation's single, ``-1`` where it is absent."""
+        return np.asarray([self._group_of.get((i,), -1) for i in range(self.n_perturbations)], dtype=np.int64)
+
+    def group_index(self, condition: str | tuple[int, ...]) -> int:
+        """Group id of a condition, given as a label (any order) or as member indices."""
+        if isinstance(condition, str):
+            names = parse_label(condition, control=self.control, sep=self.sep)
+            try:
+                condition = tuple(sorted(self.perturbations.index(n) for n in names))
+            except ValueError as err:
+                raise KeyError(f"condition {condition!r} names a perturbation not in the screen") from err
+        try:
+            return self._group_of[tuple(condition)]
+        except KeyError as err:
+            raise KeyError(f"condition {condition!r} is not in the screen") from err
+
+    def group(self, g: int | str) -> np.ndarray:
+        """Rows of one group: ``[counts[g], *feature_shape]``."""
+        if isinstance(g, str):
+            g = self.group_index(g)
+        return self.x[self.offsets[g] : self.offsets[g + 1]]
+
+    def padded(self, groups: Sequence[int] | np.ndarray, *, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pad several groups to one static size.
+
+        Args:
+          groups: ``[k]`` group ids (repeats allowed).
+          size: the padded size; default ``bucket_size(max count)``. Groups larger
+            than ``size`` raise.
+
+        Returns:
+          ``(x_pad, mask)`` with ``x_pad: [k, size, *feature_shape]`` (padding rows are
+          zero) and ``mask: [k, size]`` boolean, True on real rows.
+        """
+        groups = np.asarray(groups, dtype=np.int64).reshape(-1)
+        counts = self.counts[groups] if len(groups) else np.zeros(0, np.int64)
+        need = int(counts.max()) if len(groups) else 0
+        if size is None:
+            size = bucket_size(need)
+        elif need > size:
+            raise ValueError(f"a requested group has {need} rows, more than size={size}.")
+        starts = np.asarray(self.offsets, dtype=np.int64)[groups]
+        cols = np.arange(size)
+        mask = cols[None, :] < counts[:, None]
+        rows = np.where(mask, starts[:, None] + cols[None, :], 0)
+        x_pad = self.x[rows] if self.x.shape[0] else np.zeros((len(groups), size) + self.feature_shape, self.x.dtype)
+        x_pad = np.where(mask.reshape(mask.shape + (1,) * (x_pad.ndim - 2)), x_pad, 0).astype(self.x.dtype)
+        return x_pad, mask
+
+    # ------------------------------------------------------------------ pairs
+    @functools.cached_property
+    def _pair_table(self):
+        n = self.n_perturbations
+        single = self.single_groups
+        counts = self.counts
+        scorable, groups, reasons = [], [], {}
+        for g, m in enumerate(self.members):
+            if len(m) != 2:
+                continue
+            i, j = m
+            why = []
+            for p in (i, j):
+                sg = single[p]
+                if sg < 0:
+                    why.append(f"single {self.perturbations[p]!r} not in screen")
+                elif counts[sg] < MIN_OBSERVATIONS:
+                    why.append(
+                        f"single {self.perturbations[p]!r} has {counts[sg]} observation(s) (need >= {MIN_OBSERVATIONS})"
+                    )
+            if counts[g] < MIN_OBSERVATIONS:
+                why.append(f"double {self.conditions[g]!r} has {counts[g]} observation(s) (need >= {MIN_OBSERVATIONS})")
+            if why:
+                reasons[(i, j)] = "; ".join(why)
+            else:
+                scorable.append((i, j))
+                groups.append((g, 0, single[i], single[j]))
+        pairs = np.asarray(scorable, dtype=np.int32).reshape(-1, 2)
+        pair_groups = np.asarray(groups, dtype=np.int32).reshape(-1, 4)
+        del n
+        return pairs, pair_groups, reasons
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """``[P, 2]`` perturbation indices ``(i, j)``, ``i < j``, of every scorable pair."""
+        return self._pair_table[0]
+
+    @property
+    def pair_groups(self) -> np.ndarray:
+        """``[P, 4]`` group ids ``(i+j, control, i, j)`` of every scorable pair."""
+        return self._pair_table[1]
+
+    @property
+    def unscorable(self) -> dict[tuple[int, int], str]:
+        """Reason for every measured double that cannot be scored, keyed by ``(i, j)``.
+
+        Pairs whose double was never measured are not listed here; see :meth:`reason`.
+        """
+        return dict(self._pair_table[2])
+
+    def reason(self, i: int | str, j: int | str) -> str:
+        """Why pair ``(i, j)`` is not scorable, or ``""`` if it is."""
+        i = self.perturbations.index(i) if isinstance(i, str) else int(i)
+        j = self.perturbations.index(j) if isinstance(j, str) else int(j)
+        if i == j:
+            return "a perturbation paired with itself is not a pair"
+        i, j = min(i, j), max(i, j)
+        table = self._pair_table[2]
+        if (i, j) in table:
+            return table[(i, j)]
+        if (i, j) in self._group_of:
+            return ""
+        return f"double {self.perturbations[i] + self.sep + self.perturbations[j]!r} not in screen"
+
+    def all_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every unordered pair ``i < j`` with its scorable index and reason.
+
+        Returns:
+          ``(pairs, index, reasons)``: ``pairs [n(n-1)/2, 2]`` in row-major ``(i, j)``
+          order; ``index [n(n-1)/2]`` the row of :attr:`pairs` for scorable pairs and
+          ``-1`` otherwise; ``reasons [n(n-1)/2]`` (object) ``""`` for scorable pairs.
+        """
+        n = self.n_perturbations
+        iu, ju = np.triu_indices(n, k=1)
+        allp = np.stack([iu, ju], axis=1).astype(np.int32)
+        index = np.full(len(allp), -1, dtype=np.int64)
+        flat = lambda p: p[:, 0].astype(np.int64) * n + p[:, 1]  # noqa: E731
+        if len(self.pairs):
+            pos = np.searchsorted(flat(allp), flat(self.pairs))
+            index[pos] = np.arange(len(self.pairs))
+        reasons = np.full(len(allp), "", dtype=object)
+        missing = index < 0
+        if missing.any():
+            mi, mj = allp[missing, 0], allp[missing, 1]
+            names = np.asarray(self.perturbations, dtype=object)
+            reasons[missing] = "double '" + names[mi] + self.sep + names[mj] + "' not in screen"
+            table = self._pair_table[2]
+            if table:
+                keyed = np.asarray(list(table.keys()), dtype=np.int64)
+                pos = np.searchsorted(flat(allp), keyed[:, 0] * n + keyed[:, 1])
+                reasons[pos] = np.asarray(list(table.values()), dtype=object)
+        return allp, index, reasons
+
+    def _warn_unscorable(self) -> None:
+        table = self._pair_table[2]
+        if not table:
+            return
+        shown = "; ".join(
+            f"{self.perturbations[i]}{self.sep}{self.perturbations[j]}: {why}" for (i, j), why in list(table.items())[:5]
+        )
+        more = f" (and {len(table) - 5} more)" if len(table) > 5 else ""
+        warnings.warn(
+            f"{len(table)} measured pair(s) cannot be scored and will be reported as NaN: {shown}{more}. "
+            "The rest of the screen is scored; see screen.unscorable for every reason.",
+            UnscorableWarning,
+            stacklevel=3,
+        )
+
+    # ------------------------------------------------------------------ transforms
+    def with_x(self, x) -> Screen:
+        """The same grouping with new observations (same row order), e.g. embeddings."""
+        x = _as_observation_array(x)
+        if x.shape[0] != self.x.shape[0]:
+            raise ValueError(f"with_x needs {self.x.shape[0]} rows, got {x.shape[0]}.")
+        return dataclasses.replace(self, x=x)
+
+    def select(self, conditions: Iterable[str]) -> Screen:
+        """A sub-screen holding the control plus the listed conditions (labels)."""
+        keep = {0} | {self.group_index(c) for c in conditions}
+        keep = sorted(keep)
+        rows = np.concatenate([np.arange(self.offsets[g], self.offsets[g + 1]) for g in keep])
+        return Screen.from_arrays(
+            self.x[rows],
+            self.labels[rows],
+            control=self.control,
+            sep=self.sep,
+            perturbations=self.perturbations,
+            warn=False,
+        )
+
+    def summary(self) -> str:
+        """One paragraph describing the screen."""
+        k = self.kinds
+        c = self.counts
+        n_pairs = self.n_perturbations * (self.n_perturbations - 1) // 2
+        parts = [
+            f"Screen: {self.x.shape[0]} observations of shape {self.feature_shape}, "
+            f"{self.n_perturbations} perturbations, {int((k == 1).sum())} singles, {int((k == 2).sum())} doubles.",
+            f"control {self.control!r}: {int(c[0])} obs; singles: {_range(c[k == 1])}; doubles: {_range(c[k == 2])}.",
+            f"scorable pairs: {len(self.pairs)} of {n_pairs}; measured but unscorable: {len(self._pair_table[2])}.",
+        ]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"Screen(n_obs={self.x.shape[0]}, feature_shape={self.feature_shape}, "
+            f"n_perturbations={self.n_perturbations}, n_groups={self.n_groups}, "
+            f"n_scorable_pairs={len(self.pairs)})"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _range(c: np.ndarray) -> str:
+    if len(c) == 0:
+        return "none"
+    return f"{int(c.min())}-{int(c.max())} obs" if c.min() != c.max() else f"{int(c.min())} obs each"
+
+
+def _as_observation_array(x) -> np.ndarray:
+    if isinstance(x, (list, tuple)):
+        shapes = [np.shape(r) for r in x]
+        if shapes and any(s != shapes[0] for s in shapes):
+            bad = next(i for i, s in enumerate(shapes) if s != shapes[0])
+            raise ValueError(
+                f"inconsistent dimensions: observation 0 has shape {shapes[0]} but observation "
+                f"{bad} has shape {shapes[bad]}; every observation must have the same shape."
+            )
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise ValueError("inconsistent dimensions: x is ragged (object array); every observation must have the same shape.")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+        raise TypeError(f"x must be numeric, got dtype {x.dtype}.")
+    if x.ndim < 2:
+        raise ValueError(
+            f"inconsistent dimensions: x must be [N, d] or [N, ...] with one row per observation, "
+            f"got shape {x.shape}. For a scalar readout pass x[:, None]."
+        )
+    if x.shape[0] == 0 or int(np.prod(x.shape[1:])) == 0:
+        raise ValueError(f"x is empty (shape {x.shape}); a screen needs observations with at least one feature.")
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def _as_label_list(labels) -> list:
+    if isinstance(labels, str):
+        raise TypeError("labels must be a sequence with one label per observation, not a single string.")
+    return list(np.asarray(labels, dtype=object).reshape(-1))
+
+
+def _check_empty_labels(labels: list) -> None:
+    bad = [i for i, lab in enumerate(labels) if lab is None or (isinstance(lab, float) and lab != lab) or not str(lab).strip()]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} observation(s) have an empty condition label (rows {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}); every observation needs a label."
+        )
+
+
+def _check_finite(xs: np.ndarray, conditions, offsets, order) -> None:
+    flat = xs.reshape(xs.shape[0], -1)
+    ok = np.isfinite(flat).all(axis=1)
+    if ok.all():
+        return
+    bad = np.flatnonzero(~ok)
+    group = np.searchsorted(np.asarray(offsets[1:]), bad, side="right")
+    per = {}
+    for b, g in zip(bad, group):
+        per.setdefault(conditions[g], []).append(int(order[b]))
+    detail = "; ".join(f"condition {c!r}: {len(r)} row(s) (e.g. input row {r[0]})" for c, r in list(per.items())[:5])
+    raise ValueError(
+        f"x has {len(bad)} observation(s) with non-finite values (NaN or inf): {detail}. "
+        "Remove or impute them before building the screen."
+    )
