@@ -407,15 +407,15 @@ def init(key: jax.Array, model: LowRankModel, *, init_loc_scale: float = 0.1) ->
     n, m = model.n, model.rank
     params = {
         "U_loc": init_loc_scale * jax.random.normal(ku, (n, m)),
-        "U_scale": jnp.full((n, m), 0.1),
+        "U_scale": jnp.full((n, m), 0.1, jnp.float32),
         "V_loc": init_loc_scale * jax.random.normal(kv, (n, m)),
-        "V_scale": jnp.full((n, m), 0.1),
-        "sigma_loc": jnp.zeros(()),
-        "sigma_scale": jnp.full((), 0.1),
+        "V_scale": jnp.full((n, m), 0.1, jnp.float32),
+        "sigma_loc": jnp.zeros((), jnp.float32),
+        "sigma_scale": jnp.full((), 0.1, jnp.float32),
     }
     if model.offset:
-        params["offset_loc"] = jnp.zeros(())
-        params["offset_scale"] = jnp.full((), 0.1)
+        params["offset_loc"] = jnp.zeros((), jnp.float32)
+        params["offset_scale"] = jnp.full((), 0.1, jnp.float32)
     return PosteriorState(params, jnp.float32(0.0), jnp.float32(1.0))
 
 
