@@ -21,12 +21,18 @@ from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 # -- separability (issue 4) --
 
 # -- discovery (issue 5) --
+from pairint_jax.discovery import Campaign, LowRankModel, SimulationResult, simulate, simulate_many
 
 # -- real datasets (issue 7) --
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Campaign",
+    "LowRankModel",
+    "SimulationResult",
+    "simulate",
+    "simulate_many",
     "PairScores",
     "Screen",
     "UnscorableWarning",

@@ -11,6 +11,7 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
 * :mod:`~pairint_jax.discovery.campaign`: the crash-safe on-disk lab loop (:class:`Campaign`).
 """
 
+from pairint_jax.discovery.campaign import Campaign, ObserveResult
 from pairint_jax.discovery.acquisition import POLICIES, Batch, IDSStats, acquire, ids, ids_stats, thompson, ucb, uncertainty
 from pairint_jax.discovery.posterior import FactorSamples, LowRankModel, Observations, PosteriorState
 from pairint_jax.discovery.simulate import SimulationResult, simulate, simulate_many
@@ -18,6 +19,8 @@ from pairint_jax.discovery.simulate import SimulationResult, simulate, simulate_
 __all__ = [
     "POLICIES",
     "Batch",
+    "Campaign",
+    "ObserveResult",
     "FactorSamples",
     "IDSStats",
     "LowRankModel",

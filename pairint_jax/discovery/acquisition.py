@@ -54,6 +54,7 @@ values.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -215,37 +216,51 @@ def _reference(w):
 
 
 def _moments(samples, rem, w, rows, *, best_val=None, group=None):
-    """Mean and std over valid samples, and (with ``best_val``/``group``) IDS's Delta and v."""
+    """Mean and std over valid samples, and (with ``best_val``/``group``) IDS's Delta and v.
+
+    One pass per row block: values are centred by a reference sample (``rc = R - R_ref``),
+    then ``sum w rc``, ``sum w rc^2`` and ``sum w gap`` are reductions over samples that
+    XLA fuses into one read of the block. With ``group`` (which must be sorted, as
+    :func:`_ids_core` arranges) the group sums ``S_g = sum_{s in g} w_s rc_s`` come from one
+    sorted ``segment_sum`` and ``v = sum_g (c_g / W) (S_g / c_g - mean)^2``.
+    """
     k, n = _shape(samples)
     wsum = jnp.maximum(jnp.sum(w), 1.0)
     ref = _reference(w)
     with_ids = group is not None
-    counts = jax.ops.segment_sum(w, group, num_segments=k) if with_ids else None
-    n_groups = jnp.sum(counts > 0) if with_ids else None
+    if with_ids:
+        counts = jax.ops.segment_sum(w, group, num_segments=k, indices_are_sorted=True)
+        n_groups = jnp.sum(counts > 0)
+        p_g = (counts / wsum)[:, None, None]
+        inv_c = (1.0 / jnp.maximum(counts, 1.0))[:, None, None]
+    ww = w[:, None, None]
 
     def fn(c, r, m, start):
-        keep = w[:, None, None] > 0
+        keep = ww > 0
         rz = jnp.where(keep, r, 0.0)
         base = rz[ref]
         rc = jnp.where(keep, rz - base, 0.0)
-        wr = w[:, None, None] * rc
+        mean_c = jnp.sum(ww * rc, 0) / wsum
+        var = jnp.maximum(jnp.sum(ww * rc * rc, 0) / wsum - mean_c * mean_c, 0.0)
+        outs = [mean_c + base, jnp.sqrt(var)]
         if with_ids:
-            sums = jax.ops.segment_sum(wr, group, num_segments=k)
-            mean_c = jnp.sum(sums, 0) / wsum
-            m_g = sums / jnp.maximum(counts, 1.0)[:, None, None]
-            dev = jnp.where(counts[:, None, None] > 0, m_g - mean_c, 0.0)
-            v = jnp.sum((counts / wsum)[:, None, None] * dev**2, 0)
+            sums = jax.ops.segment_sum(ww * rc, group, num_segments=k, indices_are_sorted=True)
+            v = jnp.sum(jnp.where(p_g > 0, p_g * (sums * inv_c - mean_c) ** 2, 0.0), 0)
             v = jnp.where(n_groups > 1, v, 0.0)  # one group: exactly 0, whatever the rounding
             gap = jnp.where(keep, jnp.maximum(best_val[:, None, None] - rz, 0.0), 0.0)
-            delta = jnp.sum(w[:, None, None] * gap, 0) / wsum
-        else:
-            mean_c = jnp.sum(wr, 0) / wsum
-        var = jnp.sum(w[:, None, None] * (rc - mean_c) ** 2, 0) / wsum
-        outs = [mean_c + base, jnp.sqrt(var)] + ([delta, v] if with_ids else [])
+            delta = jnp.sum(ww * gap, 0) / wsum
+            outs += [delta, v]
         return tuple(jax.lax.dynamic_update_slice_in_dim(o, x, start, 0) for o, x in zip(c, outs))
 
     init = tuple(jnp.zeros((n, n), jnp.float32) for _ in range(4 if with_ids else 2))
     return _scan_blocks(samples, rem, rows, fn, init)
+
+
+def _permute(samples, order):
+    """Samples reordered along the sample axis."""
+    if isinstance(samples, FactorSamples):
+        return dataclasses.replace(samples, u=samples.u[order], v=samples.v[order], offset=samples.offset[order])
+    return samples[order]
 
 
 def _psi(delta, v, lam):
@@ -260,7 +275,11 @@ def _ids_core(samples, rem, lam, rows):
     best_val, best_idx, finite = _best(samples, rem, rows)
     w = finite.astype(jnp.float32)
     group = _groups(best_idx, w)
-    mean, std, delta, v = _moments(samples, rem, w, rows, best_val=jnp.where(finite, best_val, 0.0), group=group)
+    order = jnp.argsort(group, stable=True)  # contiguous groups: a sorted segment_sum
+    mean, std, delta, v = _moments(
+        _permute(samples, order), rem, w[order], rows,
+        best_val=jnp.where(finite, best_val, 0.0)[order], group=group[order],
+    )
     psi = _psi(delta, v, lam)
     p_best = jnp.zeros((n * n,), jnp.float32).at[best_idx].add(w) / jnp.maximum(jnp.sum(w), 1.0)
     return delta, v, psi, p_best.reshape(n, n), mean, std, jnp.sum(w).astype(jnp.int32)

@@ -13,7 +13,7 @@ no pickles::
     {"format": "pairint-campaign", "version": 1,
      "perturbations": ["A", "B", ...],            # pair (a, b) is stored with a before b here
      "settings": {"batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr",
-                  "sigma_scale", "link", "offset", "standardize", "seed"},
+                  "sigma_scale", "link", "offset", "standardize", "nonnegative", "seed"},
      "rng": {"seed": 0, "round": 3},              # the key of round r is fold_in(key(seed), r)
      "observations": [{"a", "b", "score", "round"}, ...],
      "proposals": [{"round": 1, "pairs": [["A", "C"], ...], "n_observed": 0}, ...],
@@ -64,21 +64,6 @@ VERSION = 1
 STATE_FILE = "campaign.json"
 LOCK_FILE = ".lock"
 REL_TOL = 1e-9
-
-DEFAULTS = {
-    "batch": 10,
-    "policy": "ids",
-    "policy_options": {},
-    "rank": 5,
-    "steps": 5000,
-    "num_samples": 1000,
-    "lr": 0.01,
-    "sigma_scale": 1.0,
-    "link": "identity",
-    "offset": True,
-    "standardize": True,
-    "seed": 0,
-}
 
 
 class ObserveResult(NamedTuple):
@@ -236,6 +221,7 @@ class Campaign:
         link: str = "identity",
         offset: bool = True,
         standardize: bool = True,
+        nonnegative: bool = False,
         policy_options: dict | None = None,
     ) -> Campaign:
         """Start a campaign over all pairs of ``perturbations`` in a new folder ``path``.
@@ -246,7 +232,7 @@ class Campaign:
           batch: pairs per proposal.
           policy: ``"ids" | "ts" | "ucb" | "us" | "random"``.
           seed: integer seed; round ``r`` uses ``fold_in(key(seed), r)``.
-          rank, steps, num_samples, lr, sigma_scale, link, offset, standardize: the posterior
+          rank, steps, num_samples, lr, sigma_scale, link, offset, standardize, nonnegative: the posterior
             (see :class:`~pairint_jax.discovery.posterior.LowRankModel`).
           policy_options: e.g. ``{"lam": 2.0}`` for IDS, ``{"beta": 1.0}`` for UCB.
 
@@ -274,13 +260,14 @@ class Campaign:
         opts = dict(policy_options or {})
         check_policy(policy, opts)
         LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples, link=link, offset=offset,
-                     standardize=standardize)
+                     standardize=standardize, nonnegative=nonnegative)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")
         settings = dict(batch=int(batch), policy=policy, policy_options=opts, rank=int(rank), steps=int(steps),
                         num_samples=int(num_samples), lr=float(lr), sigma_scale=float(sigma_scale), link=link,
-                        offset=bool(offset), standardize=bool(standardize), seed=int(seed))
+                        offset=bool(offset), standardize=bool(standardize), nonnegative=bool(nonnegative),
+                        seed=int(seed))
         state = {
             "format": FORMAT,
             "version": VERSION,
@@ -544,7 +531,7 @@ def _compute_proposal(state: dict, *, progress: bool):
         b = acq.random(None, jnp.asarray(remaining), ka, batch=batch)
         return _batch_names(b, names), None
     model = post.LowRankModel(n=n, rank=s["rank"], offset=s["offset"], link=s["link"], standardize=s["standardize"],
-                              steps=s["steps"], num_samples=s["num_samples"])
+                              steps=s["steps"], num_samples=s["num_samples"], nonnegative=s.get("nonnegative", False))
     pairs = np.array([[index[o["a"]], index[o["b"]]] for o in obs])
     values = np.array([o["score"] for o in obs], np.float64)
     buf = post.Observations.from_pairs(pairs, values, capacity=_bucket(len(obs)))

@@ -11,6 +11,8 @@ The model (DIGEST section 4, paper App. D.3). For ``n`` perturbations and rank `
 ``g`` is the *link*: ``"identity"`` (the digest's model, the default), ``"abs"``
 (``g(F) = |F|``: a non-negative matrix that is the magnitude of a signed low-rank one)
 or ``"softplus"`` (``g(F) = log(1 + e^F)``: a smooth non-negative map). With
+``nonnegative=True`` the factors are ``softplus`` of Gaussian latents (a non-negative
+low-rank matrix such as ``W W^T`` with ``W >= 0``). With
 ``standardize=True`` (default) the observed scores are first mapped to
 ``(y - mean) / std`` over the observed entries so that the unit priors suit any score
 scale; posterior samples are mapped back, ``R = mean + std * g(F)``.
@@ -79,6 +81,10 @@ class LowRankModel:
       standardize: fit on standardised scores (default True).
       steps: SVI steps per fit (default 5000).
       num_samples: ``K``, posterior samples drawn per round (default 1000).
+      elbo: ``"analytic"`` (closed form; identity link and real factors only) or ``"mc"``
+        (numpyro's ``TraceMeanField_ELBO``); None picks ``"analytic"`` when it applies.
+      nonnegative: non-negative factors ``U = softplus(Z_U)``, ``V = softplus(Z_V)`` with
+        ``Z ~ N(0, 1)`` entries (the guide is Gaussian over ``Z``), so ``F >= offset``.
     """
 
     n: int
@@ -89,6 +95,7 @@ class LowRankModel:
     steps: int = 5000
     num_samples: int = 1000
     elbo: str | None = None
+    nonnegative: bool = False
 
     def __post_init__(self):
         for name in ("n", "rank", "steps", "num_samples"):
@@ -100,13 +107,14 @@ class LowRankModel:
         if self.link not in LINKS:
             raise ValueError(f"LowRankModel.link must be one of {LINKS}, got {self.link!r}.")
         if self.elbo is None:
-            object.__setattr__(self, "elbo", "analytic" if self.link == "identity" else "mc")
+            closed = self.link == "identity" and not self.nonnegative
+            object.__setattr__(self, "elbo", "analytic" if closed else "mc")
         if self.elbo not in ELBOS:
             raise ValueError(f"LowRankModel.elbo must be one of {ELBOS} or None, got {self.elbo!r}.")
-        if self.elbo == "analytic" and self.link != "identity":
+        if self.elbo == "analytic" and (self.link != "identity" or self.nonnegative):
             raise ValueError(
-                f"LowRankModel: the closed-form ELBO needs link='identity' (got link={self.link!r}); "
-                "use elbo='mc' (or leave elbo=None to pick it)."
+                f"LowRankModel: the closed-form ELBO needs link='identity' and real factors (got link={self.link!r}, "
+                f"nonnegative={self.nonnegative}); use elbo='mc' (or leave elbo=None to pick it)."
             )
 
 
@@ -280,6 +288,8 @@ def _numpyro_model(rows, cols, y, mask, sigma_scale, offset_scale, *, model: Low
     n, m = model.n, model.rank
     u = numpyro.sample("U", dist.Normal(jnp.zeros((n, m)), 1.0).to_event(2))
     v = numpyro.sample("V", dist.Normal(jnp.zeros((n, m)), 1.0).to_event(2))
+    if model.nonnegative:
+        u, v = jax.nn.softplus(u), jax.nn.softplus(v)
     f = 0.5 * (jnp.sum(u[rows] * v[cols], -1) + jnp.sum(v[rows] * u[cols], -1))
     if model.offset:
         f = f + numpyro.sample("offset", dist.Normal(0.0, offset_scale))
@@ -513,7 +523,8 @@ def fit_jit(key, state, obs, *, model: LowRankModel, lr=0.01, sigma_scale=1.0, o
 def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_samples: int | None = None) -> FactorSamples:
     """Draw ``K`` samples of the factors from the guide.
 
-    ``u_s = U_loc + U_scale * eps``, likewise ``v_s`` and ``offset_s``; the reward matrix
+    ``u_s = U_loc + U_scale * eps`` (then ``softplus`` if ``model.nonnegative``), likewise
+    ``v_s`` and ``offset_s``; the reward matrix
     of sample ``s`` is ``shift + scale * g(1/2 (u_s v_s^T + v_s u_s^T) + offset_s)`` (no
     observation noise: it is a sample of ``R``, not of ``y``).
 
@@ -538,6 +549,8 @@ def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_sa
     n, m = model.n, model.rank
     u = p["U_loc"] + p["U_scale"] * jax.random.normal(ku, (k, n, m))
     v = p["V_loc"] + p["V_scale"] * jax.random.normal(kv, (k, n, m))
+    if model.nonnegative:
+        u, v = jax.nn.softplus(u), jax.nn.softplus(v)
     if model.offset:
         b = p["offset_loc"] + p["offset_scale"] * jax.random.normal(kb, (k,))
     else:

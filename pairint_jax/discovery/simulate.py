@@ -61,7 +61,10 @@ class SimulationResult:
     Attributes:
       policy: the policy name.
       top5_fraction: ``[seeds, rounds]`` fraction of the true top-5% pairs observed so far.
-      regret: ``[seeds, rounds]`` cumulative regret against the oracle.
+      regret: ``[seeds, rounds]`` cumulative regret against the oracle (the digest's metric;
+        it can decrease once the oracle has used up the best pairs and the policy has not).
+      regret_remaining: ``[seeds, rounds]`` cumulative regret against the best ``batch``
+        pairs of the policy's *own* remaining set each round (never decreases).
       known_found: ``[seeds, rounds]`` int, known pairs observed so far (zeros without ``known``).
       chosen: ``[seeds, rounds, batch, 2]`` int, the pairs chosen (``i < j``).
       rewards: ``[seeds, rounds, batch]`` their true scores.
@@ -78,6 +81,7 @@ class SimulationResult:
     policy: str
     top5_fraction: np.ndarray
     regret: np.ndarray
+    regret_remaining: np.ndarray
     known_found: np.ndarray
     chosen: np.ndarray
     rewards: np.ndarray
@@ -262,7 +266,7 @@ def _make_round(policies, model, batch, capacity, n_init, first_random, reestima
     def round_fn(consts, chain, carry, r):
         r_true, avail, top, known, oracle, lr, sigma_scale, lam, beta = consts
         key, code = chain
-        taken, obs, state, cum = carry
+        taken, obs, state, cum, cum_inst = carry
         kf, ks, ka = jax.random.split(jax.random.fold_in(key, r), 3)
         rem = avail & ~taken
 
@@ -285,6 +289,8 @@ def _make_round(policies, model, batch, capacity, n_init, first_random, reestima
 
         i, j = b.pairs[:, 0], b.pairs[:, 1]
         y = jnp.where(b.valid, r_true[i, j], 0.0)
+        best, _ = jax.lax.top_k(jnp.where(rem, r_true, -jnp.inf).reshape(-1), batch)
+        inst = jnp.sum(jnp.where(jnp.isfinite(best), best, 0.0)) - jnp.sum(y)
         start = n_init + r * batch
         obs = post.Observations(
             jax.lax.dynamic_update_slice(obs.rows, i.astype(jnp.int32), (start,)),
@@ -294,7 +300,9 @@ def _make_round(policies, model, batch, capacity, n_init, first_random, reestima
         )
         taken = taken.at[i, j].max(b.valid)
         cum = cum + jnp.sum(y)
+        cum_inst = cum_inst + inst
         out = {
+            "regret_remaining": cum_inst,
             "top": jnp.sum(taken & top),
             "regret": oracle[r] - cum,
             "known": jnp.sum(taken & known),
@@ -303,7 +311,7 @@ def _make_round(policies, model, batch, capacity, n_init, first_random, reestima
             "fallback": b.fallback,
             "loss": loss,
         }
-        return (taken, obs, state, cum), out
+        return (taken, obs, state, cum, cum_inst), out
 
     return round_fn
 
@@ -339,7 +347,8 @@ def _initial_carry(keys, prob: _Problem, model, capacity):
     c = len(keys)
     states = jax.vmap(lambda k: post.init(k, model))(keys)
     tile = lambda x: jnp.broadcast_to(x, (c,) + jnp.shape(x))
-    return (tile(jnp.asarray(taken)), jax.tree.map(tile, obs), states, jnp.zeros((c,), jnp.float32))
+    zeros = jnp.zeros((c,), jnp.float32)
+    return (tile(jnp.asarray(taken)), jax.tree.map(tile, obs), states, zeros, zeros)
 
 
 def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma_scale, lam, beta, reestimate, chunk_size, progress, desc):
@@ -410,6 +419,7 @@ def simulate_many(
     offset: bool = True,
     standardize: bool = True,
     elbo: str | None = None,
+    nonnegative: bool = False,
     chunk_size: int | None = None,
     progress: bool = False,
     policy_options: dict | None = None,
@@ -443,7 +453,7 @@ def simulate_many(
     prob = _problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)
     n = prob.r.shape[0]
     model = post.LowRankModel(n=n, rank=rank, offset=offset, link=link, standardize=standardize,
-                              steps=steps, num_samples=num_samples, elbo=elbo)
+                              steps=steps, num_samples=num_samples, elbo=elbo, nonnegative=nonnegative)
     keys = _seed_keys(key, seeds)
     lam = opts.get("ids", {}).get("lam", 2.0)
     beta = opts.get("ucb", {}).get("beta", 1.0)
@@ -454,7 +464,7 @@ def simulate_many(
             chunk = opts[p]["chunk_size"]
     settings = dict(rounds=rounds, batch=batch, seeds=seeds, rank=rank, steps=steps, num_samples=num_samples,
                     lr=lr, sigma_scale=sigma_scale, link=model.link, offset=offset, standardize=standardize,
-                    elbo=model.elbo, n=n, n_initial=len(prob.init_pairs), chunk_size=chunk)
+                    elbo=model.elbo, nonnegative=nonnegative, n=n, n_initial=len(prob.init_pairs), chunk_size=chunk)
 
     groups = []
     model_based = tuple(p for p in policies if p != "random")
@@ -476,6 +486,7 @@ def simulate_many(
                 policy=name,
                 top5_fraction=np.asarray(out["top"][sl], float) / prob.n_top,
                 regret=np.asarray(out["regret"][sl], np.float64),
+                regret_remaining=np.asarray(out["regret_remaining"][sl], np.float64),
                 known_found=np.asarray(out["known"][sl], np.int64),
                 chosen=np.asarray(out["pairs"][sl]),
                 rewards=np.asarray(out["rewards"][sl]),
@@ -509,6 +520,7 @@ def simulate(
     offset: bool = True,
     standardize: bool = True,
     elbo: str | None = None,
+    nonnegative: bool = False,
     chunk_size: int | None = None,
     progress: bool = False,
     **policy_options,
@@ -537,7 +549,8 @@ def simulate(
       num_samples: posterior samples ``K`` per round (default 1000).
       lr: Adam learning rate (default 0.01).
       sigma_scale: scale of the HalfNormal prior on the noise (standardised units).
-      link, offset, standardize, elbo: see :class:`~pairint_jax.discovery.posterior.LowRankModel`.
+      link, offset, standardize, elbo, nonnegative: see
+        :class:`~pairint_jax.discovery.posterior.LowRankModel`.
       chunk_size: rows of ``R`` per block in the acquisition (None: automatic).
       progress: show a progress bar over rounds.
       **policy_options: ``lam=2.0`` and ``reestimate=False`` for IDS, ``beta=1.0`` for UCB.
@@ -555,7 +568,8 @@ def simulate(
     out = simulate_many(
         reward_matrix, (policy,), rounds=rounds, batch=batch, seeds=seeds, key=key, known=known,
         observed=observed, rank=rank, steps=steps, num_samples=num_samples, lr=lr, sigma_scale=sigma_scale,
-        link=link, offset=offset, standardize=standardize, elbo=elbo, chunk_size=chunk_size, progress=progress,
+        link=link, offset=offset, standardize=standardize, elbo=elbo, nonnegative=nonnegative, chunk_size=chunk_size,
+        progress=progress,
         policy_options={policy: policy_options} if policy_options else None,
     )
     return out[policy]

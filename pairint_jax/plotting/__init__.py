@@ -3,5 +3,6 @@
 # -- score heatmaps (issue 3) --
 
 # -- discovery curves (issue 5) --
+from pairint_jax.plotting.curves import plot_discovery_curves  # noqa: E402
 
-__all__: list[str] = []
+__all__: list[str] = ["plot_discovery_curves"]
