@@ -74,16 +74,24 @@ def planted(seed: int, n: int = 50, rank: int = 4, noise: float = 0.1, kind: str
 
 
 def latent_factor_matrix():
-    """(b) HOOK: the disjointedness matrix of a 50-perturbation latent-factor screen.
+    """(b) HOOK: the disjointedness matrix of a 50-perturbation latent-factor screen, and its
+    truly interacting pairs (same module) as the ``known`` list.
 
-    Lands with issues 2/3: ``pj.synthetic.latent_factor(key, n_perturbations=50)`` and
-    ``pj.disjointedness_scores(screen).matrix``. Returns None until both exist.
+    Needs issues 2/3: ``pj.synthetic.latent_factor(key, n_perturbations=50)`` (returning
+    ``(screen, truth)``) and ``pj.disjointedness_scores(screen).matrix``. Returns
+    ``(None, None)`` until both exist.
     """
     synth = getattr(pj, "synthetic", None)
     if synth is None or not hasattr(synth, "latent_factor") or not hasattr(pj, "disjointedness_scores"):
-        return None
-    screen = synth.latent_factor(jax.random.key(0), n_perturbations=50)
-    return np.asarray(pj.disjointedness_scores(screen).matrix, float)
+        return None, None
+    out = synth.latent_factor(jax.random.key(0), n_perturbations=50)
+    screen, truth = (out[0], out[1]) if isinstance(out, tuple) else (out, None)
+    matrix = np.asarray(pj.disjointedness_scores(screen, key=jax.random.key(1)).matrix, float)
+    known = None
+    if truth is not None:
+        truth = np.asarray(truth, bool)
+        known = [tuple(p) for p in np.argwhere(np.triu(truth, 1))]
+    return matrix, known
 
 
 def slkb_matrix():
@@ -377,6 +385,7 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write every number to this JSON file.")
     ap.add_argument("--skip-fit", action="store_true", help="skip section 2.")
     ap.add_argument("--skip-timing", action="store_true", help="skip section 4.")
+    ap.add_argument("--skip-sensitivity", action="store_true", help="skip section 3b (full mode only).")
     args = ap.parse_args(argv)
     quick = args.quick
     cfg = dict(rounds=50, batch=10, seeds=3 if quick else 10, steps=1000 if quick else 5000,
@@ -391,11 +400,11 @@ def main(argv=None):
     if "a2" in want:
         mats["a2"] = (planted(0, kind="abs"), None)
     if "b" in want:
-        m = latent_factor_matrix()
+        m, known = latent_factor_matrix()
         if m is None:
             print("(b) skipped: pj.synthetic.latent_factor / pj.disjointedness_scores have not landed yet\n")
         else:
-            mats["b"] = (m, None)
+            mats["b"] = (m, known)
     if "c" in want:
         m, known, _ = slkb_matrix()
         if m is None:
@@ -410,7 +419,7 @@ def main(argv=None):
         results["fit"] = model_fit_table({k: v for k, v in mats.items()}, quick)
     results["study"], study_wall = study(mats, cfg, args.plot_dir, quick)
     results["study_wall"] = study_wall
-    if not quick:
+    if not quick and not args.skip_sensitivity:
         results["sensitivity"] = sensitivity(mats, cfg)
     if not args.skip_timing:
         results["timing"] = timing(quick, study_wall, cfg)
