@@ -168,3 +168,18 @@ def test_plot_discovery_curves(tmp_path):
     assert len(plot_discovery_curves(no_known).axes) == 2
     with pytest.raises(TypeError, match="not a SimulationResult"):
         plot_discovery_curves({"x": object()})
+
+
+def test_accepts_pair_scores_with_unscorable_pairs():
+    from pairint_jax.results import PairScores
+
+    r = planted_nonneg(8, 2, seed=5)
+    i, j = np.triu_indices(8, 1)
+    score = r[i, j].copy()
+    score[3] = np.nan  # an unscorable pair: NaN in .matrix, never chosen
+    ps = PairScores(tuple(f"p{k}" for k in range(8)), np.stack([i, j], 1), score, np.array([""] * len(i), object))
+    res = S.simulate(ps, "random", rounds=4, batch=6, seeds=2, known=np.eye(8, k=1, dtype=bool))
+    assert res.n_known == 7
+    chosen = {tuple(p) for p in res.chosen.reshape(-1, 2)}
+    assert (int(i[3]), int(j[3])) not in chosen
+    check_metrics(res, ps.matrix, known=[(k, k + 1) for k in range(7)])
