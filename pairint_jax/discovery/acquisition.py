@@ -66,9 +66,12 @@ from pairint_jax.discovery.posterior import FactorSamples
 
 __all__ = [
     "POLICIES",
+    "POLICY_OPTIONS",
     "Batch",
     "IDSStats",
     "acquire",
+    "acquire_jit",
+    "check_policy",
     "ids",
     "ids_stats",
     "pair_index",
@@ -362,8 +365,8 @@ def ids_stats(samples, remaining, *, lam=2.0, chunk_size: int | None = None) -> 
     Example:
       >>> s = jnp.array([[[0, 1, 2], [1, 0, 0], [2, 0, 0]], [[0, 3, 0], [3, 0, 1], [0, 1, 0]]], float)
       >>> st = ids_stats(s, jnp.ones((3, 3), bool))
-      >>> float(st.delta[0, 1])
-      1.0
+      >>> float(st.delta[0, 1])  # mean best (2 + 3) / 2 minus mean of (0, 1) (1 + 3) / 2
+      0.5
     """
     k, n = _shape(samples)
     rem = _upper(remaining, n)

@@ -54,8 +54,10 @@ __all__ = [
     "Observations",
     "PosteriorState",
     "fit",
+    "fit_jit",
     "init",
     "make_svi",
+    "posterior_mean_std",
     "sample",
     "step",
 ]

@@ -246,20 +246,20 @@ def _problem(reward_matrix, *, rounds, batch, known, observed) -> _Problem:
 
 
 def _acquire(code, policies, samples, rem, key, *, batch, lam, beta, reestimate, chunk_size):
-    def call(name):
-        return lambda: {
-            "ids": lambda: acq.ids(samples, rem, key, batch=batch, lam=lam, reestimate=reestimate, chunk_size=chunk_size),
-            "ts": lambda: acq.thompson(samples, rem, key, batch=batch),
-            "ucb": lambda: acq.ucb(samples, rem, key, batch=batch, beta=beta, chunk_size=chunk_size),
-            "us": lambda: acq.uncertainty(samples, rem, key, batch=batch, chunk_size=chunk_size),
-        }[name]()
-
+    """The batch of ``policies[code]``; a single policy is called directly, several through
+    ``lax.switch`` (under ``vmap`` over chains every branch runs and one is selected)."""
+    fns = {
+        "ids": lambda: acq.ids(samples, rem, key, batch=batch, lam=lam, reestimate=reestimate, chunk_size=chunk_size),
+        "ts": lambda: acq.thompson(samples, rem, key, batch=batch),
+        "ucb": lambda: acq.ucb(samples, rem, key, batch=batch, beta=beta, chunk_size=chunk_size),
+        "us": lambda: acq.uncertainty(samples, rem, key, batch=batch, chunk_size=chunk_size),
+    }
     if len(policies) == 1:
-        return call(policies[0])()
-    return jax.lax.switch(code, [call(p) for p in policies])
+        return fns[policies[0]]()
+    return jax.lax.switch(code, [fns[p] for p in policies])
 
 
-def _make_round(policies, model, batch, capacity, n_init, first_random, reestimate, chunk_size):
+def _make_round(policies, model, batch, n_init, first_random, reestimate, chunk_size):
     """One round of one chain: ``(carry, r) -> (carry, outputs)``; ``r`` must not be batched."""
     random_only = policies == ("random",)
 
@@ -318,11 +318,11 @@ def _make_round(policies, model, batch, capacity, n_init, first_random, reestima
 
 @functools.partial(
     jax.jit,
-    static_argnames=("policies", "model", "batch", "capacity", "n_init", "first_random", "reestimate", "chunk_size"),
+    static_argnames=("policies", "model", "batch", "n_init", "first_random", "reestimate", "chunk_size"),
 )
-def _run_rounds(consts, chains, carry, round_ids, *, policies, model, batch, capacity, n_init, first_random, reestimate, chunk_size):
+def _run_rounds(consts, chains, carry, round_ids, *, policies, model, batch, n_init, first_random, reestimate, chunk_size):
     TRACE_COUNTS["rounds"] += 1
-    round_fn = _make_round(policies, model, batch, capacity, n_init, first_random, reestimate, chunk_size)
+    round_fn = _make_round(policies, model, batch, n_init, first_random, reestimate, chunk_size)
 
     def one_chain(chain, c):
         def body(cc, r):
@@ -364,7 +364,7 @@ def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma
     k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
     carry = _initial_carry(k_init, prob, model, capacity)
     chains = (k_rounds, jnp.asarray(codes, jnp.int32))
-    static = dict(policies=policies, model=model, batch=batch, capacity=capacity, n_init=n_init,
+    static = dict(policies=policies, model=model, batch=batch, n_init=n_init,
                   first_random=first_random, reestimate=reestimate, chunk_size=chunk_size)
     t0 = time.perf_counter()
     if not progress:
