@@ -25,27 +25,33 @@ def all_pairs(n):
 
 def test_analytic_elbo_equals_numpyro_monte_carlo(rng):
     """The closed-form negative ELBO equals the mean of numpyro's Trace_ELBO estimates
-    (20,000 single-particle draws) within 4 standard errors, at arbitrary guide parameters."""
+    (20,000 single-particle draws) within 4 standard errors, at arbitrary guide parameters,
+    in both likelihood layouts (dense [n, n] and gather over buffer slots), which agree to
+    float32 rounding."""
     from numpyro.infer import Trace_ELBO
 
     n = 7
-    model = P.LowRankModel(n=n, rank=3, offset=True)
-    state = P.init(jax.random.key(0), model, init_loc_scale=0.8)
-    p = dict(state.params)
-    p["U_scale"] = jnp.asarray(rng.uniform(0.1, 0.8, (n, 3)), jnp.float32)
-    p["V_scale"] = jnp.asarray(rng.uniform(0.1, 0.8, (n, 3)), jnp.float32)
-    p["offset_loc"], p["offset_scale"] = jnp.float32(0.4), jnp.float32(0.3)
-    p["sigma_loc"], p["sigma_scale"] = jnp.float32(-0.2), jnp.float32(0.25)
     pairs = all_pairs(n)[:15]
     obs = P.Observations.from_pairs(pairs, rng.normal(size=15), capacity=20)  # 5 masked slots
-    data = P._data(obs, 0.0, 1.0, 0.8, 1.5)
-    exact = float(P._analytic_neg_elbo(p, *data, model=model))
-    m = functools.partial(P._numpyro_model, model=model)
-    g = functools.partial(P._numpyro_guide, model=model)
-    one = lambda k: Trace_ELBO().loss(k, p, m, g, *data)
-    draws = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), 20000)), np.float64)
-    se = draws.std() / np.sqrt(len(draws))
-    assert abs(draws.mean() - exact) < 4 * se, (exact, draws.mean(), se)
+    exact = {}
+    for layout in ("dense", "gather"):
+        model = P.LowRankModel(n=n, rank=3, offset=True, layout=layout)
+        state = P.init(jax.random.key(0), model, init_loc_scale=0.8)
+        p = dict(state.params)
+        p["U_scale"] = jnp.asarray(np.linspace(0.1, 0.8, n * 3).reshape(n, 3), jnp.float32)
+        p["V_scale"] = jnp.asarray(np.linspace(0.7, 0.2, n * 3).reshape(n, 3), jnp.float32)
+        p["offset_loc"], p["offset_scale"] = jnp.float32(0.4), jnp.float32(0.3)
+        p["sigma_loc"], p["sigma_scale"] = jnp.float32(-0.2), jnp.float32(0.25)
+        data = P._data(obs, 0.0, 1.0, 0.8, 1.5, model=model)
+        assert len(data[0]) == (2 if layout == "dense" else 4)
+        exact[layout] = float(P._analytic_neg_elbo(p, *data, model=model))
+        m = functools.partial(P._numpyro_model, model=model)
+        g = functools.partial(P._numpyro_guide, model=model)
+        one = lambda k: Trace_ELBO().loss(k, p, m, g, *data)
+        draws = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), 20000)), np.float64)
+        se = draws.std() / np.sqrt(len(draws))
+        assert abs(draws.mean() - exact[layout]) < 4 * se, (layout, exact[layout], draws.mean(), se)
+    assert exact["dense"] == pytest.approx(exact["gather"], rel=1e-5)
 
 
 def test_recovers_planted_rank2_from_60_percent(rng):
@@ -129,6 +135,17 @@ def test_fit_jit_equals_eager_and_vmap_equals_loop(rng):
             np.testing.assert_allclose(np.asarray(batched.params[k][c]), np.asarray(one.params[k]), rtol=1e-4, atol=1e-5)
 
 
+def test_dense_and_gather_layouts_fit_the_same(rng):
+    n = 9
+    obs = P.Observations.from_pairs(all_pairs(n)[::2], rng.normal(size=18), capacity=24)
+    out = {}
+    for layout in ("dense", "gather"):
+        model = P.LowRankModel(n=n, rank=2, steps=60, layout=layout)
+        out[layout], _ = P.fit_jit(jax.random.key(1), P.init(jax.random.key(0), model), obs, model=model)
+    for k in out["dense"].params:
+        np.testing.assert_allclose(np.asarray(out["dense"].params[k]), np.asarray(out["gather"].params[k]), rtol=1e-3, atol=1e-4)
+
+
 def test_samples_follow_the_guide(rng):
     """Sample mean/std of the factors match the guide's loc/scale (K = 4000: 5 standard errors)."""
     n = 6
@@ -185,3 +202,9 @@ def test_model_validation():
         P.LowRankModel(n=1)
     with pytest.raises(ValueError, match="capacity"):
         P.Observations.from_pairs([[0, 1], [0, 2]], [1.0, 2.0], capacity=1)
+    with pytest.raises(ValueError, match="distinct"):
+        P.Observations.from_pairs([[0, 1], [1, 0]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="diagonal"):
+        P.Observations.from_pairs([[2, 2]], [1.0])
+    with pytest.raises(ValueError, match="layout must be"):
+        P.LowRankModel(n=5, layout="sparse")

@@ -87,6 +87,9 @@ class LowRankModel:
         (numpyro's ``TraceMeanField_ELBO``); None picks ``"analytic"`` when it applies.
       nonnegative: non-negative factors ``U = softplus(Z_U)``, ``V = softplus(Z_V)`` with
         ``Z ~ N(0, 1)`` entries (the guide is Gaussian over ``Z``), so ``F >= offset``.
+      layout: how the likelihood visits the observations: ``"dense"`` (``[n, n]`` matmuls
+        and a mask), ``"gather"`` (the ``C`` buffer slots) or ``"auto"`` (dense when
+        ``n^2 <= 8 C``). The same numbers either way; only speed differs.
     """
 
     n: int
@@ -98,6 +101,7 @@ class LowRankModel:
     num_samples: int = 1000
     elbo: str | None = None
     nonnegative: bool = False
+    layout: str = "auto"
 
     def __post_init__(self):
         for name in ("n", "rank", "steps", "num_samples"):
@@ -111,6 +115,8 @@ class LowRankModel:
         if self.elbo is None:
             closed = self.link == "identity" and not self.nonnegative
             object.__setattr__(self, "elbo", "analytic" if closed else "mc")
+        if self.layout not in ("auto", "dense", "gather"):
+            raise ValueError(f"LowRankModel.layout must be 'auto', 'dense' or 'gather', got {self.layout!r}.")
         if self.elbo not in ELBOS:
             raise ValueError(f"LowRankModel.elbo must be one of {ELBOS} or None, got {self.elbo!r}.")
         if self.elbo == "analytic" and (self.link != "identity" or self.nonnegative):
@@ -122,6 +128,8 @@ class LowRankModel:
 
 class Observations(NamedTuple):
     """A fixed-capacity buffer of observed pair scores (static shapes across rounds).
+
+    Each pair appears at most once (the dense likelihood layout relies on it).
 
     Attributes:
       rows: ``[C]`` int32, ``i`` of each slot (``i < j``; 0 in empty slots).
@@ -157,6 +165,10 @@ class Observations(NamedTuple):
         if capacity < k:
             raise ValueError(f"Observations.from_pairs: capacity {capacity} < {k} observations.")
         lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+        if np.any(lo == hi):
+            raise ValueError("Observations.from_pairs: a pair (i, i) is on the diagonal; pairs need i != j.")
+        if len(np.unique(lo * (int(hi.max(initial=0)) + 1) + hi)) != k:
+            raise ValueError("Observations.from_pairs: the pairs must be distinct (each pair observed once).")
         rows = np.zeros(capacity, np.int32)
         cols = np.ones(capacity, np.int32)
         vals = np.zeros(capacity, np.float32)
@@ -283,7 +295,16 @@ def _standardise(obs: Observations, enabled: bool):
     return mean, std
 
 
-def _numpyro_model(rows, cols, y, mask, sigma_scale, offset_scale, *, model: LowRankModel):
+def _f_at_observations(u, v, pairs_data):
+    """``1/2 (u v^T + v u^T)`` at the observed entries: ``[C]`` (gather) or ``[n, n]`` (dense)."""
+    if len(pairs_data) == 2:  # dense: (Y, M)
+        a = u @ v.T
+        return 0.5 * (a + a.T), pairs_data[0], pairs_data[1]
+    rows, cols, y, mask = pairs_data
+    return 0.5 * (jnp.sum(u[rows] * v[cols], -1) + jnp.sum(v[rows] * u[cols], -1)), y, mask
+
+
+def _numpyro_model(pairs_data, sigma_scale, offset_scale, *, model: LowRankModel):
     import numpyro
     import numpyro.distributions as dist
 
@@ -292,7 +313,7 @@ def _numpyro_model(rows, cols, y, mask, sigma_scale, offset_scale, *, model: Low
     v = numpyro.sample("V", dist.Normal(jnp.zeros((n, m)), 1.0).to_event(2))
     if model.nonnegative:
         u, v = jax.nn.softplus(u), jax.nn.softplus(v)
-    f = 0.5 * (jnp.sum(u[rows] * v[cols], -1) + jnp.sum(v[rows] * u[cols], -1))
+    f, y, mask = _f_at_observations(u, v, pairs_data)
     if model.offset:
         f = f + numpyro.sample("offset", dist.Normal(0.0, offset_scale))
     sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
@@ -300,7 +321,7 @@ def _numpyro_model(rows, cols, y, mask, sigma_scale, offset_scale, *, model: Low
         numpyro.sample("y", dist.Normal(_link(model.link, f), sigma).to_event(0), obs=y)
 
 
-def _numpyro_guide(rows, cols, y, mask, sigma_scale, offset_scale, *, model: LowRankModel):
+def _numpyro_guide(pairs_data, sigma_scale, offset_scale, *, model: LowRankModel):
     import numpyro
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
@@ -320,7 +341,7 @@ def _numpyro_guide(rows, cols, y, mask, sigma_scale, offset_scale, *, model: Low
     numpyro.sample("sigma", dist.LogNormal(loc, scale))
 
 
-def _analytic_neg_elbo(params, rows, cols, y, mask, sigma_scale, offset_scale, *, model: LowRankModel):
+def _analytic_neg_elbo(params, pairs_data, sigma_scale, offset_scale, *, model: LowRankModel):
     """Closed-form negative ELBO of the identity-link model under the mean-field guide.
 
     For an observed pair ``(i, j)``, ``i != j``, the four Gaussians ``u_ik, v_jk, v_ik, u_jk``
@@ -338,12 +359,24 @@ def _analytic_neg_elbo(params, rows, cols, y, mask, sigma_scale, offset_scale, *
     the Normal-Normal KLs are the usual ``1/2 (s^2 + mu^2 - 1) - log s`` (scaled for the
     offset prior) and ``KL(LogNormal || HalfNormal(c)) = -mu_s - log t - 1/2 log 2pi - 1/2
     - 1/2 log(2/pi) + log c + E[sigma^2] / (2 c^2)``.
+
+    Dense layout: the same sums as matrices, ``E F = 1/2 (A + A^T)`` with ``A = mu_u mu_v^T`` and
+    ``Var F = 1/4 (B + B^T)`` with ``B = s_u^2 (s_v^2)^T + s_u^2 (mu_v^2)^T + mu_u^2 (s_v^2)^T``.
     """
     mu_u, s_u, mu_v, s_v = params["U_loc"], params["U_scale"], params["V_loc"], params["V_scale"]
-    ui, uj, vi, vj = mu_u[rows], mu_u[cols], mu_v[rows], mu_v[cols]
-    sui, suj, svi, svj = s_u[rows] ** 2, s_u[cols] ** 2, s_v[rows] ** 2, s_v[cols] ** 2
-    mean = 0.5 * jnp.sum(ui * vj + vi * uj, -1)
-    var = 0.25 * jnp.sum(sui * svj + sui * vj**2 + ui**2 * svj + svi * suj + svi * uj**2 + vi**2 * suj, -1)
+    if len(pairs_data) == 2:
+        y, mask = pairs_data
+        a = mu_u @ mu_v.T
+        mean = 0.5 * (a + a.T)
+        su2, sv2 = s_u**2, s_v**2
+        b = su2 @ sv2.T + su2 @ (mu_v**2).T + (mu_u**2) @ sv2.T
+        var = 0.25 * (b + b.T)
+    else:
+        rows, cols, y, mask = pairs_data
+        ui, uj, vi, vj = mu_u[rows], mu_u[cols], mu_v[rows], mu_v[cols]
+        sui, suj, svi, svj = s_u[rows] ** 2, s_u[cols] ** 2, s_v[rows] ** 2, s_v[cols] ** 2
+        mean = 0.5 * jnp.sum(ui * vj + vi * uj, -1)
+        var = 0.25 * jnp.sum(sui * svj + sui * vj**2 + ui**2 * svj + svi * suj + svi * uj**2 + vi**2 * suj, -1)
     kl = 0.5 * jnp.sum(s_u**2 + mu_u**2 - 1.0) - jnp.sum(jnp.log(s_u))
     kl = kl + 0.5 * jnp.sum(s_v**2 + mu_v**2 - 1.0) - jnp.sum(jnp.log(s_v))
     if model.offset:
@@ -381,7 +414,7 @@ def make_svi(model: LowRankModel, lr=0.01):
     ``model.elbo == "analytic"``: the closed-form ELBO of :func:`_analytic_neg_elbo` (exact
     gradients, identity link only). ``"mc"``: numpyro's ``TraceMeanField_ELBO`` (one
     reparameterised draw per step, analytic Normal KLs). Both optimise the same objective.
-    ``lr`` may be a traced scalar. Its methods take ``(rows, cols, y, mask, sigma_scale,
+    ``lr`` may be a traced scalar. Its methods take ``(pairs_data, sigma_scale,
     offset_scale)`` as data arguments; :func:`fit` builds them from :class:`Observations`.
     """
     import optax
@@ -431,9 +464,26 @@ def init(key: jax.Array, model: LowRankModel, *, init_loc_scale: float = 0.1) ->
     return PosteriorState(params, jnp.float32(0.0), jnp.float32(1.0))
 
 
-def _data(obs: Observations, shift, scale, sigma_scale, offset_scale):
+def _dense(model: LowRankModel, capacity: int) -> bool:
+    """Layout of the likelihood: dense ``[n, n]`` matrices (matmuls) or a gather over the
+    ``C`` buffer slots. ``"auto"`` takes dense when ``n^2 <= 8 C``: matmuls over every entry
+    then cost less than gathers and their scatter-add gradients (about 5x on CPU at n = 50,
+    C = 512), and the gather wins for sparse buffers (n = 1,000 with a few hundred pairs)."""
+    if model.layout == "auto":
+        return model.n * model.n <= 8 * capacity
+    return model.layout == "dense"
+
+
+def _data(obs: Observations, shift, scale, sigma_scale, offset_scale, *, model: LowRankModel):
+    """Model arguments ``(pairs_data, sigma_scale, offset_scale)``; ``pairs_data`` is
+    ``(Y [n, n], M [n, n])`` (dense) or ``(rows, cols, y, mask)`` (gather)."""
     y = jnp.where(obs.mask, (obs.values - shift) / scale, 0.0)
-    return (obs.rows, obs.cols, y, obs.mask, sigma_scale, offset_scale)
+    if _dense(model, obs.rows.shape[-1]):
+        n = model.n
+        big_y = jnp.zeros((n, n), jnp.float32).at[obs.rows, obs.cols].add(y)
+        big_m = jnp.zeros((n, n), bool).at[obs.rows, obs.cols].max(obs.mask)
+        return ((big_y, big_m), sigma_scale, offset_scale)
+    return ((obs.rows, obs.cols, y, obs.mask), sigma_scale, offset_scale)
 
 
 def step(svi, svi_state, data):
@@ -453,7 +503,7 @@ def step(svi, svi_state, data):
 def _fit(key, state: PosteriorState, obs: Observations, lr, sigma_scale, offset_scale, *, model: LowRankModel):
     TRACE_COUNTS["fit"] += 1
     shift, scale = _standardise(obs, model.standardize)
-    data = _data(obs, shift, scale, sigma_scale, offset_scale)
+    data = _data(obs, shift, scale, sigma_scale, offset_scale, model=model)
     svi = make_svi(model, lr)
     svi_state = svi.init(key, *data, init_params=state.params)
 
