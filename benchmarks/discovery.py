@@ -233,7 +233,8 @@ def study(mats: dict, cfg: dict, plot_dir, quick: bool):
     print(f"{'matrix':<8} {'policy':<7} {'top5%@20':>20} {'top5%@50':>20} {'regret@50':>26} {'known@50':>22} {'wall s':>7}")
     rows, total = [], 0.0
     for name, (r, known) in mats.items():
-        out = pj.simulate_many(r, POLICIES, key=jax.random.key(0), known=known or None, progress=not quick, **cfg)
+        out = pj.simulate_many(r, POLICIES, key=jax.random.key(0), known=known or None,
+                               progress=not quick and sys.stderr.isatty(), **cfg)
         walls = {}
         for pol, res in out.items():
             walls.setdefault(res.wall_time, pol)
