@@ -15,6 +15,7 @@ from pairint_jax.results import PairScores
 from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 
 # -- synthetic generators (issue 2) --
+from pairint_jax import synthetic
 
 # -- disjointedness / additivity (issue 3) --
 
@@ -32,6 +33,7 @@ __all__ = [
     "UnscorableWarning",
     "bucket_size",
     "parse_label",
+    "synthetic",
     "read_screen",
     "write_screen",
 ]
