@@ -20,7 +20,7 @@ Example:
 """
 
 from pairint_jax.synthetic._common import Latents
-from pairint_jax.synthetic._mlp import MixingMLP, mlp_apply, random_mlp
+from pairint_jax.synthetic._mlp import MixingMLP, mlp_apply, mlp_apply_chunked, random_mlp
 from pairint_jax.synthetic.images import ball_positions, balls, render_scenes
 from pairint_jax.synthetic.latent import LatentFactorModel, latent_factor, latent_factor_model
 from pairint_jax.synthetic.mixture import disjointedness_mixture
@@ -36,6 +36,7 @@ __all__ = [
     "latent_factor",
     "latent_factor_model",
     "mlp_apply",
+    "mlp_apply_chunked",
     "random_mlp",
     "render_scenes",
     "separability_tabular",
