@@ -26,8 +26,9 @@ changes no divergence between conditions. Optional Gaussian pixel noise (``noise
 
 **Rendering** is pure JAX: every disc is a vectorised distance test over the pixel grid
 with an anti-aliased edge (``alpha = clip((radius - dist) / edge + 1/2, 0, 1)``),
-composited in order by a ``lax.scan`` over discs, and images are rendered in chunks of
-``chunk_size`` with ``lax.map`` so memory stays bounded. Truth: A-B and C-D.
+composited in order by a ``lax.scan`` over discs. Images are rendered in chunks of
+``chunk_size`` (``lax.map``) inside compiled calls of ``block_size`` images, each copied
+into one host array, so device memory stays bounded whatever ``N``. Truth: A-B and C-D.
 """
 
 from __future__ import annotations
@@ -125,12 +126,11 @@ def _background(key, n: int, n_background: int, size: int):
     return centres, radii, palette[(u[..., 3] < 0.5).astype(jnp.int32)]
 
 
-@functools.partial(
-    jax.jit, static_argnames=("n_control", "n_per_condition", "n_background", "size", "chunk_size")
-)
-def _sample(key, masks, shift, noise, edge, *, n_control, n_per_condition, n_background, size, chunk_size):
+@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "n_background", "size"))
+def _scenes(key, masks, shift, *, n_control, n_per_condition, n_background, size):
+    """Latents, ball positions and every disc of every image (small arrays)."""
     TRACE_COUNTS["balls"] += 1
-    kz, kb, kn = jax.random.split(key, 3)
+    kz, kb = jax.random.split(key)
     z = d11_latents(kz, masks, shift, n_control, n_per_condition)
     n = z.shape[0]
     pos = ball_positions(z, size)
@@ -138,9 +138,43 @@ def _sample(key, masks, shift, noise, edge, *, n_control, n_per_condition, n_bac
     centres = jnp.concatenate([bg_c, pos], axis=1)
     radii = jnp.concatenate([bg_r, jnp.full((n, 3), _SMALL_RADIUS * size, jnp.float32)], axis=1)
     colours = jnp.concatenate([bg_col, jnp.broadcast_to(jnp.asarray(BALL_COLOURS, jnp.float32), (n, 3, 3))], axis=1)
+    return z, pos, centres, radii, colours
+
+
+@functools.partial(jax.jit, static_argnames=("size", "chunk_size"))
+def _render_block(key, index, centres, radii, colours, noise, edge, *, size, chunk_size):
+    """Render one block of images; the pixel noise of image ``i`` is keyed by ``fold_in(key, i)``."""
+    TRACE_COUNTS["balls"] += 1
     images = render_scenes(centres, radii, colours, size=size, edge=edge, chunk_size=chunk_size)
-    images = images + noise * jax.random.normal(kn, images.shape, images.dtype)
-    return images, z, pos
+    eps = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), images.shape[1:]))(index)
+    return images + noise * eps
+
+
+def _render_all(key, centres, radii, colours, noise, edge, size, chunk_size, block_size) -> np.ndarray:
+    """Render every image into one host array, ``block_size`` images per compiled call.
+
+    Only one block lives on the device at a time; the last block is padded (repeating
+    its last image) so every call has the same static shape.
+    """
+    n = centres.shape[0]
+    block = min(block_size, n)
+    out = np.empty((n, 3, size, size), np.float32)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        index = np.minimum(np.arange(start, start + block), n - 1)
+        images = _render_block(
+            key,
+            jnp.asarray(index, jnp.int32),
+            jnp.asarray(centres[index]),
+            jnp.asarray(radii[index]),
+            jnp.asarray(colours[index]),
+            noise,
+            edge,
+            size=size,
+            chunk_size=chunk_size,
+        )
+        out[start:stop] = np.asarray(images)[: stop - start]
+    return out
 
 
 def balls(
@@ -154,6 +188,7 @@ def balls(
     noise: float = 0.0,
     edge: float = 1.0,
     chunk_size: int = 64,
+    block_size: int = 2048,
     return_latents: bool = False,
 ):
     """The D.1.2 screen: images of three balls whose positions follow D.1.1.
@@ -177,6 +212,9 @@ def balls(
       noise: standard deviation of i.i.d. Gaussian pixel noise (default 0).
       edge: anti-aliasing width of disc edges in pixels.
       chunk_size: images rendered per vmapped chunk (static); bounds the working memory.
+      block_size: images per compiled rendering call (static); at most this many images
+        (``block_size * 3 * size^2 * 4`` bytes, 400 MB at the default) are on the device at
+        once, and the host array is filled block by block. Does not change the images.
       return_latents: also return :class:`~pairint_jax.synthetic.Latents` with
         ``z [N, 3]`` and ``position [N, 3, 2]`` (ball centres, pixels).
 
@@ -196,6 +234,7 @@ def balls(
     size = check_count("size", size, 32)
     n_background = check_count("n_background", n_background, 0)
     chunk_size = check_count("chunk_size", chunk_size, 1)
+    block_size = check_count("block_size", block_size, 1)
     shift = check_real("shift", shift)
     noise = check_real("noise", noise, low=0.0)
     edge = check_real("edge", edge, low=0.0, open_low=True)
@@ -203,22 +242,25 @@ def balls(
     sets = [frozenset(D11_TARGETS[n]) for n in names]
     labels, members = condition_table(names, all_doubles(len(names)))
     masks = condition_masks(members[1:], sets, 3)
-    images, z, pos = _sample(
-        key,
-        jnp.asarray(masks),
-        jnp.float32(shift),
-        jnp.float32(noise),
-        jnp.float32(edge),
-        n_control=n_control,
-        n_per_condition=n_per_condition,
-        n_background=n_background,
-        size=size,
-        chunk_size=chunk_size,
+    k_scene, k_noise = jax.random.split(key)
+    z, pos, centres, radii, colours = (
+        np.asarray(t)
+        for t in _scenes(
+            k_scene,
+            jnp.asarray(masks),
+            jnp.float32(shift),
+            n_control=n_control,
+            n_per_condition=n_per_condition,
+            n_background=n_background,
+            size=size,
+        )
     )
-    images = np.asarray(images)
+    images = _render_all(
+        k_noise, centres, radii, colours, jnp.float32(noise), jnp.float32(edge), size, chunk_size, block_size
+    )
     screen = build_screen(images, labels, n_control, n_per_condition, names)
     del images
     truth = truth_from_targets(sets)
     if return_latents:
-        return screen, truth, Latents(z=np.asarray(z), position=np.asarray(pos))
+        return screen, truth, Latents(z=z, position=pos)
     return screen, truth
