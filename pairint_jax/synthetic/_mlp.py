@@ -130,13 +130,14 @@ def mlp_apply(params: MixingMLP, z: jax.Array) -> jax.Array:
 
     Returns:
       ``[..., out_dim]`` observations, in the dtype of ``z`` (float32 for integers).
+      Matmuls run at ``Precision.HIGHEST`` so GPUs do not silently use TF32.
     """
     h = jnp.asarray(z)
     if not jnp.issubdtype(h.dtype, jnp.floating):
         h = h.astype(jnp.float32)
     last = len(params.weights) - 1
     for layer, (w, b) in enumerate(zip(params.weights, params.biases)):
-        h = h @ w.T.astype(h.dtype) + b.astype(h.dtype)
+        h = jnp.matmul(h, w.T.astype(h.dtype), precision=jax.lax.Precision.HIGHEST) + b.astype(h.dtype)
         if layer < last:
             h = params.gain.astype(h.dtype) * jnp.where(h >= 0, h, params.negative_slope.astype(h.dtype) * h)
     return params.scale.astype(h.dtype) * h

@@ -250,7 +250,7 @@ def _sample(key, mixing, log_w, means, prog, shift, noise, *, n_control, n_per_c
     kc, kz, kn = jax.random.split(key, 3)
     c = jax.random.categorical(kc, log_w, shape=(n,))
     hit = (c[:, None] == prog[gid]).astype(shift.dtype)  # [N, 2]: the row's program is in slot t
-    z = means[c] + jax.random.normal(kz, (n, k)) + jnp.einsum("nt,ntk->nk", hit, shift[gid])
+    z = means[c] + jax.random.normal(kz, (n, k)) + jnp.sum(hit[:, :, None] * shift[gid], axis=1)
     x = mlp_apply_chunked(mixing, z, chunk_size) + noise * jax.random.normal(kn, (n, d))
     return x, z, c
 
