@@ -130,6 +130,15 @@ def test_mlp_layers_are_orthogonal_slices_and_chunking_is_exact():
     full = pj.synthetic.mlp_apply(g, z)
     np.testing.assert_allclose(pj.synthetic.mlp_apply_chunked(g, z, 8), full, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(full, _np_leaky_mlp(g, z), rtol=1e-4, atol=1e-5)
+    narrow = pj.synthetic.random_mlp(jax.random.key(2), 6, 2, n_layers=3, hidden_dim=4)
+    assert [w.shape for w in narrow.weights] == [(4, 6), (4, 4), (2, 4)]
+    for w in narrow.weights:
+        w = np.asarray(w, np.float64)
+        np.testing.assert_allclose(w @ w.T, np.eye(w.shape[0]), atol=1e-5)  # orthonormal rows
+    wide = pj.synthetic.random_mlp(jax.random.key(3), 3, 40, n_layers=2, hidden_dim=8)
+    assert [w.shape for w in wide.weights] == [(8, 3), (40, 8)]
+    w = np.asarray(wide.weights[1], np.float64)
+    np.testing.assert_allclose(w.T @ w, np.eye(8), atol=1e-5)
     with pytest.raises(ValueError, match="negative_slope"):
         pj.synthetic.random_mlp(jax.random.key(0), 3, 16, n_layers=2, negative_slope=0.0)
 

@@ -6,7 +6,9 @@ Every generator follows the same recipe:
    :class:`~pairint_jax.screen.Screen` order) and encode what each condition does as
    small per-condition arrays (``[G, ...]``);
 2. sample all observations in one jit-compiled call with static sizes
-   (``n_control``, ``n_per_condition``), vmapped over conditions;
+   (``n_control``, ``n_per_condition``): every row gathers its condition's parameters,
+   so there is no Python loop over conditions or samples; small model parameters
+   (random maps, module assignments) are drawn on the host from the same key;
 3. assemble the :class:`Screen` with :meth:`Screen.from_arrays` and return it with the
    boolean ``[n, n]`` truth matrix.
 """

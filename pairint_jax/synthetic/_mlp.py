@@ -11,9 +11,11 @@ precise by construction:
   mean squared norm of the activations is preserved;
 * the last layer is linear (no activation).
 
-So whenever every layer is at least as wide as its input (``out_dim >= in_dim``; the
-hidden layers have width ``out_dim``) ``g`` is injective and piecewise linear, with every
-local Jacobian of full column rank, and ``E ||g(z)||^2`` is about ``E ||z||^2``.
+So whenever no layer is narrower than its input (``in_dim <= hidden_dim <= out_dim``;
+the hidden width defaults to ``out_dim``) ``g`` is injective and piecewise linear, with every
+local Jacobian of full column rank, and, up to the biases, ``E ||g(z)||^2`` is about
+``E ||z||^2``. The weights are drawn on the host (float64 QR of Gaussian matrices from a
+NumPy generator seeded by the key's bits), so building a map compiles nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def random_mlp(
     out_dim: int,
     *,
     n_layers: int,
+    hidden_dim: int | None = None,
     negative_slope: float = 0.2,
     bias_scale: float = 0.5,
     scale: float = 1.0,
@@ -60,15 +63,17 @@ def random_mlp(
     """Draw a random LeakyReLU MLP ``g: R^in_dim -> R^out_dim``.
 
     ``g(z) = scale * W_L (gain * phi(... gain * phi(W_1 z + b_1) ...)) + scale * b_L`` with
-    ``phi(u) = max(u, a u)``, ``gain = sqrt(2 / (1 + a^2))``, ``W_l`` orthogonal slices
-    (hidden width ``out_dim``) and ``b_l ~ N(0, bias_scale^2)``.
+    ``phi(u) = max(u, a u)``, ``gain = sqrt(2 / (1 + a^2))``, ``W_l`` Haar-random
+    matrices with orthonormal columns (or rows, where a layer narrows) and
+    ``b_l ~ N(0, bias_scale^2)``. Layer widths: ``in_dim -> hidden_dim -> ... -> out_dim``.
 
     Args:
-      key: a JAX PRNG key.
+      key: a JAX PRNG key (or int seed).
       in_dim: latent dimension ``k``.
-      out_dim: output dimension ``d`` (also the hidden width). ``out_dim >= in_dim``
-        makes ``g`` injective.
+      out_dim: output dimension ``d``.
       n_layers: number of linear layers (>= 1); ``n_layers - 1`` activations.
+      hidden_dim: width of the hidden layers; default ``out_dim``. ``g`` is injective
+        when ``in_dim <= hidden_dim <= out_dim``.
       negative_slope: LeakyReLU slope ``a`` in ``(0, 1]``; 1 makes ``g`` affine.
       bias_scale: standard deviation of the biases.
       scale: overall output factor (e.g. ``sqrt(d / k)`` for unit per-coordinate variance).
@@ -89,7 +94,11 @@ def random_mlp(
         raise ValueError(
             f"negative_slope must be in (0, 1] so that each LeakyReLU is invertible, got {negative_slope}."
         )
-    weights, biases = _draw_layers(key, float(bias_scale), int(in_dim), int(out_dim), int(n_layers))
+    hidden = int(out_dim) if hidden_dim is None else int(hidden_dim)
+    if hidden < 1:
+        raise ValueError(f"hidden_dim must be >= 1, got {hidden_dim}.")
+    widths = [int(in_dim)] + [hidden] * (int(n_layers) - 1) + [int(out_dim)]
+    weights, biases = _draw_layers(key, float(bias_scale), widths)
     a = jnp.asarray(negative_slope, jnp.float32)
     return MixingMLP(
         weights=weights,
@@ -100,25 +109,23 @@ def random_mlp(
     )
 
 
-def _draw_layers(key, bias_scale: float, in_dim: int, out_dim: int, n_layers: int):
-    """Haar-orthogonal weight slices and Gaussian biases.
+def _draw_layers(key, bias_scale: float, widths: list[int]):
+    """Haar-orthogonal weight slices and Gaussian biases for layer widths ``widths``.
 
-    Drawn on the host (float64, a NumPy generator seeded by ``key``): Gaussian
-    matrices orthogonalised by QR with the sign fix that makes ``Q`` Haar distributed
-    (Mezzadri 2007).
+    Drawn on the host (float64, a NumPy generator seeded by ``key``): each ``[out, in]``
+    weight is the reduced QR factor of a Gaussian ``[max, min]`` matrix, with the sign
+    fix that makes it Haar distributed (Mezzadri 2007), transposed when ``out < in``.
     """
     rng = host_rng(key)
-    width = max(in_dim, out_dim)
-    a = rng.standard_normal((n_layers, width, width))
-    b = rng.standard_normal((n_layers, width))
-    q, r = np.linalg.qr(a)
-    q = q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
-    weights, fan_in = [], in_dim
-    for layer in range(n_layers):
-        weights.append(jnp.asarray(q[layer, :out_dim, :fan_in], jnp.float32))
-        fan_in = out_dim
-    biases = tuple(jnp.asarray(bias_scale * b[layer, :out_dim], jnp.float32) for layer in range(n_layers))
-    return tuple(weights), biases
+    weights, biases = [], []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        tall = rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out)))
+        q, r = np.linalg.qr(tall)
+        q = q * np.sign(np.diagonal(r))[None, :]
+        w = q if fan_out >= fan_in else q.T
+        weights.append(jnp.asarray(w, jnp.float32))
+        biases.append(jnp.asarray(bias_scale * rng.standard_normal(fan_out), jnp.float32))
+    return tuple(weights), tuple(biases)
 
 
 def mlp_apply(params: MixingMLP, z: jax.Array) -> jax.Array:

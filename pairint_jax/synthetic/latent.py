@@ -9,8 +9,8 @@ weights ``w_c``. In program ``c`` a cell has a latent factor vector
 
     x = g(z) + noise * eps,   eps ~ N(0, I_d),
 
-with ``g`` a random LeakyReLU MLP ``R^k -> R^d`` (``n_layers`` deep, orthogonal layers,
-output scaled by ``sqrt(d / k)`` so each coordinate has about the latent's variance;
+with ``g`` a random LeakyReLU MLP ``R^k -> R^d`` (``n_layers`` deep, orthogonal layers of
+hidden width ``min(d, 128)``, output scaled by ``sqrt(d / k)`` so each coordinate has about the latent's variance;
 see :func:`~pairint_jax.synthetic.random_mlp`). The program means are
 ``mu_c ~ N(0, spread^2 I_k)``; ``delta_c(g)`` is what condition ``g`` does to program ``c``.
 
@@ -272,6 +272,7 @@ def latent_factor(
     loner_weight: float = 0.1,
     noise: float = 0.1,
     n_layers: int = 3,
+    hidden_dim: int | None = None,
     negative_slope: float = 0.2,
     double_fraction: float = 1.0,
     chunk_size: int = 65536,
@@ -305,6 +306,8 @@ def latent_factor(
       loner_weight: total weight of the loners' private programs.
       noise: standard deviation of the isotropic observation noise.
       n_layers: depth of ``g``.
+      hidden_dim: hidden width of ``g``; default ``min(dim, max(128, latent_dim))`` so that
+        large ``dim`` stays cheap (``g`` stays injective whenever ``dim >= latent_dim``).
       negative_slope: LeakyReLU slope of ``g``.
       double_fraction: fraction of the ``n(n-1)/2`` doubles to generate, chosen at random
         from ``key`` (default 1: all doubles). The truth covers all pairs regardless.
@@ -365,8 +368,17 @@ def latent_factor(
         doubles = doubles[keep]
     prog, shift = _condition_effects(model, doubles)
     labels, _ = condition_table(names, [tuple(p) for p in doubles])
+    if hidden_dim is None:
+        hidden_dim = min(dim, max(128, latent_dim))
+    hidden_dim = check_count("hidden_dim", hidden_dim, 1)
     mixing = random_mlp(
-        k_map, latent_dim, dim, n_layers=n_layers, negative_slope=negative_slope, scale=float(np.sqrt(dim / latent_dim))
+        k_map,
+        latent_dim,
+        dim,
+        n_layers=n_layers,
+        hidden_dim=hidden_dim,
+        negative_slope=negative_slope,
+        scale=float(np.sqrt(dim / latent_dim)),
     )
     weights = model.weights
     log_w = np.where(weights > 0, np.log(np.maximum(weights, 1e-300)), -np.inf)
