@@ -6,16 +6,24 @@ precise by construction:
 
 * every weight matrix is a slice of a random orthogonal matrix: an ``[out, in]`` block
   with orthonormal columns when ``out >= in`` (an isometry) and orthonormal rows otherwise;
-* LeakyReLU with negative slope ``a`` (default 0.2, not PyTorch's 0.01) is a bijection
-  of the real line, and between layers it is rescaled by ``sqrt(2 / (1 + a^2))`` so the
-  mean squared norm of the activations is preserved;
+* LeakyReLU with negative slope ``a`` (default 0.5, not PyTorch's 0.01) is a bijection
+  of the real line whose slopes differ by at most ``1/a``, so each layer's Jacobian has
+  condition number at most 2; between layers it is rescaled by ``sqrt(2 / (1 + a^2))`` so
+  the mean squared norm of the activations is preserved;
 * the last layer is linear (no activation).
 
 So whenever no layer is narrower than its input (``in_dim <= hidden_dim <= out_dim``;
 the hidden width defaults to ``out_dim``) ``g`` is injective and piecewise linear, with every
 local Jacobian of full column rank, and, up to the biases, ``E ||g(z)||^2`` is about
-``E ||z||^2``. The weights are drawn on the host (float64 QR of Gaussian matrices from a
-NumPy generator seeded by the key's bits), so building a map compiles nothing.
+``E ||z||^2``. Every local Jacobian has singular values between ``(gain * a)^(L-1)`` and
+``gain^(L-1)`` (times ``scale``) for ``L`` layers.
+
+Why ``a = 0.5``: with 0.2 the 7-layer D.1.1 map distorts densities enough that the k-NN
+separability estimate ranked A-B and C-D top-2 in 8/10 seeds at 2,000 per condition;
+with 0.5 in 10/10 at 1,000, 2,000 and 5,000 (our float64 checks).
+
+The weights are drawn on the host (float64 QR of Gaussian matrices from a NumPy
+generator seeded by the key's bits), so building a map compiles nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ def random_mlp(
     *,
     n_layers: int,
     hidden_dim: int | None = None,
-    negative_slope: float = 0.2,
+    negative_slope: float = 0.5,
     bias_scale: float = 0.5,
     scale: float = 1.0,
 ) -> MixingMLP:

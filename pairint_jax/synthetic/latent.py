@@ -273,7 +273,7 @@ def latent_factor(
     noise: float = 0.1,
     n_layers: int = 3,
     hidden_dim: int | None = None,
-    negative_slope: float = 0.2,
+    negative_slope: float = 0.5,
     double_fraction: float = 1.0,
     chunk_size: int = 65536,
     names: list[str] | None = None,

@@ -111,7 +111,7 @@ def disjointedness_mixture(
     n_control: int | None = None,
     dim: int = 8,
     n_layers: int = 10,
-    negative_slope: float = 0.2,
+    negative_slope: float = 0.5,
     chunk_size: int = 65536,
     map_key=None,
     return_latents: bool = False,

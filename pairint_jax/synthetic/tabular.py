@@ -14,7 +14,7 @@ targets it (the paper's "or/and" rule):
 So ``A+B`` moves ``Z1`` and ``Z2`` (like ``B`` alone) and ``C+D`` moves ``Z3`` (like
 ``C`` or ``D`` alone). The observations are ``X = g(Z)`` with ``g`` a random 7-layer
 LeakyReLU MLP from ``R^3`` to ``R^dim`` (default ``dim = 16``; see
-:func:`~pairint_jax.synthetic.random_mlp`: orthogonal layers, slope 0.2, so ``g`` is
+:func:`~pairint_jax.synthetic.random_mlp`: orthogonal layers, slope 0.5, so ``g`` is
 injective and KL divergences between conditions equal those between the latents).
 
 Truth: the inseparable pairs, those whose perturbations share a latent: A-B and C-D.
@@ -108,7 +108,7 @@ def separability_tabular(
     dim: int = 16,
     n_layers: int = 7,
     shift: float = 3.0,
-    negative_slope: float = 0.2,
+    negative_slope: float = 0.5,
     targets: Mapping[str, Sequence[int]] | None = None,
     chunk_size: int = 65536,
     map_key=None,
