@@ -17,6 +17,8 @@ from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 # -- synthetic generators (issue 2) --
 
 # -- disjointedness / additivity (issue 3) --
+from pairint_jax import stats
+from pairint_jax.scores import additivity_scores, disjointedness_scores
 
 # -- separability (issue 4) --
 
@@ -27,6 +29,11 @@ from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 __version__ = "0.1.0"
 
 __all__ = [
+    # issue 3
+    "additivity_scores",
+    "disjointedness_scores",
+    "stats",
+    # foundation
     "PairScores",
     "Screen",
     "UnscorableWarning",
