@@ -105,8 +105,7 @@ def plot_pair_heatmap(
         hi = lo + 1.0
     import matplotlib
 
-    cm = matplotlib.colormaps[cmap].copy()
-    cm.set_bad("white")
+    cm = matplotlib.colormaps[cmap].with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(mat), cmap=cm, vmin=lo, vmax=hi, interpolation="nearest")
     # unscorable (off-diagonal NaN) cells: hatched grey, clearly unlike any colour of the scale
     off = ~np.eye(n, dtype=bool)
