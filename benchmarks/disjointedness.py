@@ -224,6 +224,9 @@ def bench(wl: dict, args) -> None:
                 rows.append(("rbf, hyppo MMD per pair", None, None, "hyppo" + ("*" if k < len(screen.pairs) else ""), ht, None, None, None))
             except ImportError:
                 notes.append("hyppo not importable: hyppo peer skipped")
+    runf = lambda: pj.disjointedness_scores(screen, kernel="rbf", bandwidth=1.0, n_permutations=0, precision=precision)  # noqa: E731
+    first, steady, _ = timed(runf, args.repeats)
+    rows.append(("rbf, fixed bandwidth, scores", first, steady, "", None, None, None, None))
     runp = lambda: pj.disjointedness_scores(screen, kernel="rbf", n_permutations=200, precision=precision)  # noqa: E731
     first, steady, _ = timed(runp, max(1, args.repeats // 2))
     rows.append(("rbf, pair median, 200 permutations", first, steady, "", None, None, None, None))
@@ -240,6 +243,12 @@ def bench(wl: dict, args) -> None:
             f"{_fmt(floor):>9s} {'' if rel is None else f'{rel:.1e}':>8s} {'' if bw_rel is None else f'{bw_rel:.1e}':>8s} "
             f"{'' if recall is None else f'{recall:.2f}':>6s}"
         )
+    try:
+        import torch
+
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); jax {jax.__version__}")
+    except ImportError:
+        pass
     print(f"matmul rate measured here: {rate / 1e12:.2f} TFLOP/s (precision={args.precision}); "
           f"distance-product FLOPs {distance_flops(screen) / 1e12:.3f} TFLOP")
     for note in notes:
@@ -261,7 +270,15 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--precision", default="default", choices=["default", "high", "highest"])
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
     args = ap.parse_args(argv)
+    if args.torch_threads:
+        try:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
+        except ImportError:
+            pass
     if args.quick:
         args.repeats = 2
     names = ["ci", "paper"] if args.workload == "all" else [args.workload]

@@ -173,6 +173,14 @@ def _pairs_impl(
     m_s = xs.shape[1]
     dtype = x.dtype
     ones0 = jnp.ones((n0,), bool)
+    base_perms = None
+    if n_perm > 0 and null == "permutation":
+        # B permutations of the pooled layout, sorted once and shared by every pair (each pair
+        # restricts them to its valid rows: uniform, no per-pair sort; see permutation_null).
+        n_pool = m_d + n0 + 2 * m_s
+        base_perms = jax.vmap(lambda k: jax.random.permutation(k, n_pool))(
+            jax.random.split(jax.random.fold_in(key, 0x7FFFFFFF), n_perm)
+        ).astype(jnp.int32)
 
     def one(start, n_ij, si, sj, idx):
         kp = jax.random.fold_in(key, idx)
@@ -270,7 +278,7 @@ def _pairs_impl(
             # Padding rows/cols of the pooled matrix are never used (label -1); give them a unit diagonal.
             kmat = jnp.where(jnp.eye(kmat.shape[0], dtype=bool), jnp.ones((), dtype), kmat)
             if null == "permutation":
-                t_null = permutation_null(k_null, kmat, labels, n_permutations=n_perm)
+                t_null = permutation_null(k_null, kmat, labels, n_permutations=n_perm, base_permutations=base_perms)
             else:
                 t_null = bootstrap_null(k_null, kmat, labels, n_bootstrap=n_perm)
             out["p_value"] = permutation_p_value(t, t_null)
@@ -419,7 +427,9 @@ def disjointedness_scores(
         within-group multiplier bootstrap: reproduces the stratified null spread, so
         more power; level holds asymptotically; see
         :func:`pairint_jax.stats.bootstrap_null`). The bandwidth is held at its
-        observed value during the null draws.
+        observed value during the null draws. The permutations are drawn once and
+        shared by all pairs (each pair restricts them to its own rows), so p-values of
+        different pairs are dependent, as they already are through the shared control.
       key: PRNG key (default ``jax.random.key(0)``); pair ``k`` uses
         ``fold_in(key, k)``, so results do not depend on ``chunk_size``.
       chunk_size: pairs per vmapped chunk (static). ``"auto"`` (default) keeps the

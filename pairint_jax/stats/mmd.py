@@ -225,7 +225,14 @@ def _statistic_from_onehot(kmat, onehot, counts):
     return mixture_mmd2_from_block_sums(sums, counts)
 
 
-def permutation_null(key: jax.Array, kmat: jax.Array, labels: jax.Array, *, n_permutations: int) -> jax.Array:
+def permutation_null(
+    key: jax.Array,
+    kmat: jax.Array,
+    labels: jax.Array,
+    *,
+    n_permutations: int,
+    base_permutations: jax.Array | None = None,
+) -> jax.Array:
     """Statistics of random re-assignments of the pooled observations to the four groups.
 
     Each permutation keeps the group sizes and permutes only valid rows (label
@@ -233,26 +240,41 @@ def permutation_null(key: jax.Array, kmat: jax.Array, labels: jax.Array, *, n_pe
     ``K [N, N] @ E [N, 4B]`` (``E`` the stacked one-hot labellings), so the work is
     ``8 N^2 B`` FLOPs on the matmul units.
 
+    Random permutations need a sort; to sort only once for many pairs, pass
+    ``base_permutations`` (``B`` permutations of ``range(N)``, e.g. shared by all
+    pairs of a screen): the pair's permutation of its ``n_valid`` rows is then the
+    order in which ``0 .. n_valid - 1`` appear in each base permutation, which is
+    again uniformly random (found with a cumulative sum, no sort).
+
     Args:
-      key: PRNG key.
+      key: PRNG key (unused when ``base_permutations`` is given).
       kmat: ``[N, N]`` pooled kernel matrix with unit diagonal (padding rows arbitrary
         but finite).
       labels: ``[N]`` int group of each row: 0 = ij, 1 = control, 2 = i, 3 = j, -1 = padding.
       n_permutations: ``B`` (static).
+      base_permutations: optional ``[B, N]`` int permutations of ``range(N)``.
 
     Returns:
       ``[B]`` permuted statistics.
     """
+    n = labels.shape[0]
     valid = labels >= 0
     counts = jnp.sum(jax.nn.one_hot(labels, 4, dtype=jnp.int32), axis=0)
-    base = jnp.argsort(jnp.where(valid, 0, 1), stable=True)  # valid rows first, in order
+    n_valid = jnp.sum(valid, dtype=jnp.int32)
+    rank = jnp.cumsum(valid.astype(jnp.int32)) - 1
+    pos = jnp.zeros((n,), jnp.int32).at[jnp.where(valid, rank, n)].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    if base_permutations is None:
+        base_permutations = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, n_permutations))
+    base_permutations = base_permutations.astype(jnp.int32)
 
-    def one(k):
-        u = jnp.where(valid, jax.random.uniform(k, labels.shape), 2.0)
-        order = jnp.argsort(u, stable=True)
-        return jnp.zeros_like(labels).at[base].set(labels[order])
+    def one(sigma):
+        keep = sigma < n_valid
+        slot = jnp.where(keep, jnp.cumsum(keep.astype(jnp.int32)) - 1, n)
+        perm = jnp.zeros((n,), jnp.int32).at[slot].set(sigma, mode="drop")  # a permutation of 0..n_valid-1
+        src = labels[pos[perm]]  # label moved onto the k-th valid row
+        return jnp.full((n,), -1, labels.dtype).at[jnp.where(jnp.arange(n) < n_valid, pos, n)].set(src, mode="drop")
 
-    perm_labels = jax.vmap(one)(jax.random.split(key, n_permutations))  # [B, N]
+    perm_labels = jax.vmap(one)(base_permutations)  # [B, N]
     return _statistic_from_onehot(kmat, _onehot(perm_labels, kmat.dtype), counts)
 
 
