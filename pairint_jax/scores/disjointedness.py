@@ -4,14 +4,15 @@ Layout of the computation (``ARCHITECTURE.md``: ``Screen -> chunks of pairs -> v
 
 1. **Prepare** (host, once): centre the observations on the control mean (distances
    are unchanged; float32/TF32 matmul distances get more accurate), pad the *singles*
-   to one bucketed size ``m_s`` and each double to ``m_d``. The control is never
-   padded with the other groups: it is a separate static-shape array ``[n_0, d]``,
-   so a control 50x larger than the other groups costs only its own size.
+   to one size ``m_s`` and each double to ``m_d`` (multiples of 8). The control is
+   never padded with the other groups: it is a separate static-shape array
+   ``[n_0, d]``, so a control 50x larger than the other groups costs only its own size.
 2. **Shared work** (one jitted call): everything that does not depend on the double.
    With a global or fixed bandwidth these are the kernel sums of the control block,
    the control-single blocks and the single blocks (scalars per single). With the
    per-pair bandwidth the kernel depends on the pair, so the *squared distances* of
-   those blocks are computed once and kept (``n_0^2 + n_s n_0 m_s + n_s m_s^2`` floats).
+   those blocks are computed once and kept (``n_0^2 / 2 + n_s n_0 m_s + n_s m_s^2 / 2``
+   floats), together with their float-bit-grid histograms for the medians.
 3. **Per pair** (one jitted ``lax.map`` over chunks of a ``vmap``-ed single-pair
    function, :func:`pairint_jax.parallel.chunked_vmap`): the distance products of
    the double against ``[double, control, i, j]`` and of ``i`` against ``j`` (the
@@ -19,15 +20,19 @@ Layout of the computation (``ARCHITECTURE.md``: ``Screen -> chunks of pairs -> v
    sums, the statistic, and optionally the null draws on the pooled kernel matrix.
    Peak memory is that of one chunk (``chunk_size`` pairs).
 
-The per-pair median (the known bottleneck of a naive ``jnp.median`` per pair) is
-:func:`pairint_jax.stats.bracket_median`: a 4,096-entry subsample brackets the
-median, exact counts over all cross distances certify the bracket, and refinement
-passes shrink it until the median is within ``median_rtol`` (default 0.1%) of the
-exact median of all cross distances.
+The per-pair median (the known bottleneck of a naive ``jnp.median`` per pair: a sort
+of millions of cross distances per pair) is found by selection, never by sorting:
+:func:`pairint_jax.stats.grid_median` (CPU default) bins the pair's own cross
+distances on a float-bit grid and adds the precomputed histograms of the shared
+control-single blocks; :func:`pairint_jax.stats.bracket_median` (accelerator default)
+brackets the median from a 1,024-entry subsample and certifies/refines it with fused
+counting passes. Both guarantee the median within ``median_rtol`` (default 0.1%) of
+the exact median of all cross distances.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -61,7 +66,7 @@ _OK, _ZERO_MEDIAN, _NOT_CONVERGED = 0, 1, 2
 # Bytes of per-chunk intermediates when chunk_size="auto": on accelerators a large chunk
 # keeps the device busy; on CPU a chunk that stays in cache is several times faster.
 _MEMORY_BUDGET = {"cpu": 32 << 20}
-_MEMORY_BUDGET_DEFAULT = 1 << 30
+_MEMORY_BUDGET_DEFAULT = 4 << 30
 _N_GRID = 16384  # bins of the float-bit grid of the "grid" median (about 0.1% wide in squared distance)
 
 
@@ -319,11 +324,10 @@ def _prepare(screen) -> _Prepared:
     m_s = _pad_size(int(s_counts.max()))
     d_counts = counts[pg[:, 0]]
     m_d = _pad_size(int(d_counts.max()))
-    x = np.asarray(screen.x).reshape(screen.x.shape[0], -1)
-    dtype = np.float64 if (x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
-    xj = jnp.asarray(x, dtype)
-    xj = xj - jnp.mean(xj[:n0], axis=0)
-    xj = jnp.concatenate([xj, jnp.zeros((max(m_s, m_d), xj.shape[1]), dtype)])
+    dtype = np.float64 if (screen.x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
+    # jnp.asarray, not np.asarray: a screen whose x already lives on the device (a Screen is a
+    # pytree; replace its leaf with jax.device_put(screen.x)) is used in place, not re-sent.
+    xj = _centre_and_pad(jnp.asarray(screen.x, dtype), n0=n0, pad=max(m_s, m_d))
     return _Prepared(
         x=xj,
         n0=n0,
@@ -336,6 +340,13 @@ def _prepare(screen) -> _Prepared:
         slot_j=np.asarray([slot[int(g)] for g in pg[:, 3]], np.int32),
         m_d=m_d,
     )
+
+
+@functools.partial(jax.jit, static_argnames=("n0", "pad"))
+def _centre_and_pad(x, *, n0, pad):
+    x = x.reshape(x.shape[0], -1)
+    x = x - jnp.mean(x[:n0], axis=0)
+    return jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
 
 
 def _pad_size(m: int) -> int:
@@ -433,7 +444,7 @@ def disjointedness_scores(
       key: PRNG key (default ``jax.random.key(0)``); pair ``k`` uses
         ``fold_in(key, k)``, so results do not depend on ``chunk_size``.
       chunk_size: pairs per vmapped chunk (static). ``"auto"`` (default) keeps the
-        chunk's intermediates near 1 GiB on accelerators and 32 MiB (cache-sized,
+        chunk's intermediates near 4 GiB on accelerators and 32 MiB (cache-sized,
         measured fastest) on CPU; ``None`` vmaps all pairs at once.
       precision: matmul precision of the distance products (``None``: device default,
         TF32 on recent NVIDIA GPUs; ``"highest"``: full float32).
