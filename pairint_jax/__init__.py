@@ -18,6 +18,8 @@ from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 from pairint_jax import synthetic
 
 # -- disjointedness / additivity (issue 3) --
+from pairint_jax import stats
+from pairint_jax.scores import additivity_scores, disjointedness_scores
 
 # -- separability (issue 4) --
 
@@ -28,6 +30,11 @@ from pairint_jax import synthetic
 __version__ = "0.1.0"
 
 __all__ = [
+    # issue 3
+    "additivity_scores",
+    "disjointedness_scores",
+    "stats",
+    # foundation
     "PairScores",
     "Screen",
     "UnscorableWarning",
