@@ -19,6 +19,8 @@ from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 # -- disjointedness / additivity (issue 3) --
 
 # -- separability (issue 4) --
+from pairint_jax import nre, stats
+from pairint_jax.scores.separability import separability_scores
 
 # -- discovery (issue 5) --
 
@@ -33,5 +35,6 @@ __all__ = [
     "bucket_size",
     "parse_label",
     "read_screen",
+    "separability_scores",
     "write_screen",
 ]
