@@ -110,6 +110,7 @@ def load_nre(path, *, encoder=None) -> TrainedNRE:
             raise ValueError(f"this checkpoint uses the built-in {config['encoder']!r} encoder; do not pass encoder=.")
         kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config["encoder_kwargs"].items()}
         enc = make_encoder(config["encoder"], **kwargs)
+        config["encoder_kwargs"] = kwargs
     model = Critic(encoder=enc, n_classes=int(config["n_classes"]))
     x0 = jnp.zeros((1, *config["feature_shape"]), jnp.float32)
     target = jax.eval_shape(lambda: model.init(jax.random.key(0), x0, train=False))

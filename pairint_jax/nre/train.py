@@ -119,7 +119,7 @@ def nre_trainer(model, *, class_prior, learning_rate=1e-3, marginal: str = "all"
       optimizer: an optax ``GradientTransformation`` to use instead of Adam.
 
     Returns:
-      :class:`NRETrainer`; ``step`` is jit-compiled.
+      :class:`NRETrainer`; ``init`` and ``step`` are jit-compiled.
 
     Example:
       >>> from pairint_jax.nre import Critic, MLPEncoder
@@ -160,7 +160,7 @@ def nre_trainer(model, *, class_prior, learning_rate=1e-3, marginal: str = "all"
         params = optax.apply_updates(state.params, updates)
         return NREState(params, batch_stats, opt_state, state.step + 1), info
 
-    return NRETrainer(init=init, step=jax.jit(step))
+    return NRETrainer(init=jax.jit(init), step=jax.jit(step))
 
 
 # ----------------------------------------------------------------------------- pipeline
