@@ -47,7 +47,7 @@ def _needed_groups(screen: Screen) -> np.ndarray:
     return np.unique(np.concatenate([pg[:, 0], pg[:, 2], pg[:, 3]])).astype(np.int64)
 
 
-def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress):
+def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_duplicates):
     """KL per group (NaN where not estimated), duplicates per group, reason per group."""
     G = screen.n_groups
     kl = np.full(G, np.nan)
@@ -73,16 +73,23 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress):
         groups = todo[sizes == size]
         x_pad, mask = screen.padded(groups, size=int(size))
         x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
-        res = knn_kl_all(
-            x0, x_pad, k=k, mask_groups=jnp.asarray(mask), dim=dim, chunk_size=chunk_size, block_size=block_size
-        )
-        kl[groups] = np.asarray(res.kl, np.float64)
-        n_dup[groups] = np.asarray(res.n_duplicates)
-        bad = groups[~np.asarray(res.valid)]
+        # Fast pass without duplicate slack; conditions where exact duplicates were met
+        # are redone with max_duplicates (rare: continuous readouts have none).
+        kw = dict(k=k, dim=dim, chunk_size=chunk_size, block_size=block_size)
+        mask = jnp.asarray(mask)
+        res = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=0, **kw)
+        kl_b, dup_b, valid_b = (np.asarray(v) for v in res)
+        redo = dup_b > 0
+        if redo.any() and max_duplicates > 0:
+            res2 = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=max_duplicates, **kw)
+            kl_b, dup_b, valid_b = (np.where(redo, np.asarray(v2), v1) for v1, v2 in zip((kl_b, dup_b, valid_b), res2))
+        kl[groups] = np.asarray(kl_b, np.float64)
+        n_dup[groups] = dup_b
+        bad = groups[~np.asarray(valid_b, bool)]
         for g in bad:
             why[g] = (
-                f"k-NN KL of condition {screen.conditions[g]!r} could not be computed (fewer than k={k} "
-                "distinct neighbours, or an unresolvable zero distance)"
+                f"k-NN KL of condition {screen.conditions[g]!r} could not be computed: fewer than k={k} distinct "
+                f"neighbours (points repeated more than max_duplicates={max_duplicates} times?)"
             )
         bar.update(len(groups))
     bar.close()
@@ -171,6 +178,7 @@ def separability_scores(
     progress: bool = False,
     chunk_size: int | None = None,
     block_size: int | None = None,
+    max_duplicates: int = 8,
 ) -> PairScores:
     r"""Separability score of every pair: ``S_ij = |KL(p0||pi) + KL(p0||pj) - KL(p0||pij)|``.
 
@@ -205,6 +213,9 @@ def separability_scores(
       chunk_size: (knn) conditions per vmapped chunk; default bounds one block of
         distances to about 2^27 numbers.
       block_size: (knn) control rows per block (same default rule).
+      max_duplicates: (knn) exact copies of a point the duplicate guard can skip (see
+        :mod:`pairint_jax.stats.knn`); conditions are first scored without this slack
+        and only those where duplicates were met are redone with it. Default 8.
 
     Returns:
       :class:`~pairint_jax.PairScores` (``test="separability"``) with columns
@@ -230,11 +241,16 @@ def separability_scores(
         raise ValueError(f"k must be a positive int, got {k!r}.")
     if select not in ("accuracy", "loss"):
         raise ValueError(f"select must be 'accuracy' or 'loss', got {select!r}.")
+    if isinstance(max_duplicates, bool) or not isinstance(max_duplicates, (int, np.integer)) or max_duplicates < 0:
+        raise ValueError(f"max_duplicates must be an int >= 0, got {max_duplicates!r}.")
+    if eval_on not in ("heldout", "all"):
+        raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
     key = jax.random.key(0) if key is None else key
     settings: dict = {"estimator": estimator}
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(
-            screen, k=int(k), dim=dim, chunk_size=chunk_size, block_size=block_size, progress=progress
+            screen, k=int(k), dim=dim, chunk_size=chunk_size, block_size=block_size, progress=progress,
+            max_duplicates=int(max_duplicates),
         )
         d_used = int(np.prod(screen.feature_shape)) if dim is None else dim
         settings.update(k=int(k), dim=d_used, n_duplicates={screen.conditions[g]: int(n_dup[g]) for g in np.flatnonzero(n_dup)})

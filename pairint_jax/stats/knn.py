@@ -10,13 +10,16 @@ without itself, ``nu_k(t)`` the distance to its k-th nearest neighbour in ``Y``.
 
 How it is computed (the same in :func:`knn_kl` and :func:`knn_kl_all`):
 
-* all distances are matrix products, ``|a|^2 + |b|^2 - 2 a.b``, at full float32
-  (``precision=HIGHEST``, so TF32 on GPUs cannot spoil them) on data centred at the
-  mean of ``X`` (smaller norms, less cancellation);
-* ``lax.top_k`` on those products picks ``k + max_duplicates`` candidates per point,
-  whose distances are then recomputed exactly as ``|a - b|^2`` on the raw data and
-  sorted; so the result matches a float64 tree search to float32 round-off even
-  for neighbours far closer than the products can resolve;
+* all distances are matrix products, ``|a|^2 + |b|^2 - 2 a.b`` as one GEMM of
+  augmented rows ``[a, 1, |a|^2] . [-2b, |b|^2, 1]``, at full float32
+  (``precision=HIGHEST``, so TF32 on GPUs cannot spoil them), on data centred at the
+  mean of ``X`` (smaller norms, less cancellation); the groups of a chunk share one
+  flat GEMM with the control rows of a block;
+* ``k + max_duplicates`` candidates per point are picked by a few fused ``min``
+  passes over packed (distance, index) keys (see ``_smallest``), and their distances
+  are then recomputed exactly as ``|a - b|^2`` on the raw data; so the result
+  matches a float64 tree search to float32 round-off even for neighbours far
+  closer than the products can resolve;
 * ragged groups are padded arrays plus boolean masks: padded points are never
   neighbours and padded rows of ``X`` do not count.
 
@@ -40,8 +43,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from pairint_jax.parallel import chunked_vmap
 
 #: Trace counts of the compiled kernels (tests check that a second call does not retrace).
 _TRACES: collections.Counter = collections.Counter()
@@ -75,42 +76,97 @@ def _sqnorm(x):
     return jnp.sum(x * x, axis=-1)
 
 
+def _smallest(d2, ok, kk: int):
+    """Indices of the ``kk`` smallest valid entries along the last axis, by packed-key minima.
+
+    Each squared distance (clamped to the normal floats ``[tiny, max]``; invalid
+    entries the max float) has its lowest ``ceil(log2 m)`` mantissa bits replaced by its column index.
+    For non-negative floats the bit patterns are ordered like the values, so the
+    packed keys -- still finite, non-negative floats -- are unique and ordered by
+    distance, and ``kk`` rounds of a fused float ``min`` over the keys above the
+    previous minimum give the ``kk`` nearest candidates *and* their indices: no sort,
+    no ``top_k``, no ``argmin`` (all slow on CPU). Dropping those low bits only blurs
+    the *approximate* order at relative ``2^(bits - 23)`` (float32); the candidates'
+    distances are then recomputed exactly.
+
+    Returns:
+      ``(idx [..., kk] int32, found [..., kk] bool)``.
+    """
+    m = d2.shape[-1]
+    bits = max(1, int(m - 1).bit_length())
+    if bits > jnp.finfo(d2.dtype).nmant - 4:
+        raise ValueError(f"{m} candidates per search is too many for {d2.dtype} keys; use a smaller block_size.")
+    itype = jnp.int32 if d2.dtype.itemsize == 4 else jnp.int64
+    big = jnp.finfo(d2.dtype).max
+    # Clamp to the normal range: keys must never be denormal (CPUs may flush them to zero).
+    d2 = jnp.where(ok, jnp.clip(d2, jnp.finfo(d2.dtype).tiny, big), big)
+    low = (1 << bits) - 1
+    ib = (jax.lax.bitcast_convert_type(d2, itype) & ~jnp.asarray(low, itype)) | jnp.arange(m, dtype=itype)
+    keys = jax.lax.bitcast_convert_type(ib, d2.dtype)
+    sentinel = jax.lax.bitcast_convert_type(jnp.asarray(big, d2.dtype), itype) & ~jnp.asarray(low, itype)
+    prev = jnp.full(d2.shape[:-1], -1.0, d2.dtype)
+    out = []
+    for _ in range(kk):
+        prev = jnp.min(jnp.where(keys > prev[..., None], keys, jnp.inf), axis=-1)
+        out.append(prev)
+    kbits = jax.lax.bitcast_convert_type(jnp.stack(out, axis=-1), itype)
+    found = (kbits & ~jnp.asarray(low, itype)) < sentinel  # inf (nothing left) is above too
+    return (kbits & low).astype(jnp.int32), found
+
+
+def _kth_smallest(e, k: int):
+    """k-th smallest (1-based) along the last, short axis, by ranks (ties broken by position)."""
+    kk = e.shape[-1]
+    pos = jnp.arange(kk)
+    smaller = e[..., None, :] < e[..., :, None]  # [..., j, i]: e_i < e_j
+    tie_before = (e[..., None, :] == e[..., :, None]) & (pos[None, :] < pos[:, None])
+    rank = jnp.sum(smaller | tie_before, axis=-1)
+    return jnp.max(jnp.where(rank == k - 1, e, -jnp.inf), axis=-1)
+
+
 def _kth_sq(a, b, a_raw, b_raw, mask_b, *, k: int, slack: int, self_rows=None):
-    """k-th smallest exact squared distance from each row of ``a`` to the valid, distinct rows of ``b``.
+    """k-th smallest exact squared distance from each row of ``a`` to the valid, distinct rows of each group.
 
     Args:
-      a, b: ``[r, d]`` query rows and ``[m, d]`` candidate rows, centred (for the products).
+      a: ``[r, d]`` query rows, centred (for the products).
+      b: ``[c, m, d]`` ``c`` groups of candidate rows, centred.
       a_raw, b_raw: the same rows uncentred (for the exact recomputation, so that an
         exact zero means identical rows).
-      mask_b: ``[m]`` bool, valid candidates.
+      mask_b: ``[c, m]`` bool, valid candidates.
       k: static neighbour order.
       slack: static number of extra candidates refined, i.e. how many exact duplicates
         a row may meet before it runs out of distinct neighbours.
-      self_rows: ``[r]`` index of each query row inside ``b`` (never its own neighbour), or None.
+      self_rows: ``[r]`` index of each query row inside ``b`` (``c == 1``; never its own
+        neighbour), or None.
 
     Returns:
-      ``(kth [r], has_dup [r] bool)``; ``kth`` is ``inf`` where fewer than ``k`` valid,
-      distinct candidates were found.
+      ``(kth [r, c], has_dup [r, c] bool)``; ``kth`` is ``inf`` where fewer than ``k``
+      valid, distinct candidates were found.
     """
-    r, m = a.shape[0], b.shape[0]
-    sa, sb = _sqnorm(a), _sqnorm(b)
-    cross = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
-    d2 = sa[:, None] + sb[None, :] - 2.0 * cross
-    ok = jnp.broadcast_to(mask_b[None, :], d2.shape)
+    r, d = a.shape
+    c, m = b.shape[:2]
+    # One flat GEMM for all c groups, with the squared norms folded in as two extra
+    # columns: [a, 1, |a|^2] . [-2b, |b|^2, 1] = |a - b|^2. No elementwise epilogue over
+    # the [r, c*m] block (on CPU that pass costs more than the product itself).
+    bf = b.reshape(c * m, d)
+    one_a = jnp.ones((r, 1), a.dtype)
+    one_b = jnp.ones((c * m, 1), b.dtype)
+    a_aug = jnp.concatenate([a, one_a, _sqnorm(a)[:, None]], axis=1)
+    b_aug = jnp.concatenate([-2.0 * bf, _sqnorm(bf)[:, None], one_b], axis=1)
+    d2 = jnp.matmul(a_aug, b_aug.T, precision=jax.lax.Precision.HIGHEST).reshape(r, c, m)
+    ok = jnp.broadcast_to(mask_b[None], d2.shape)
     if self_rows is not None:
-        ok = ok & (self_rows[:, None] != jnp.arange(m)[None, :])
-    d2 = jnp.where(ok, d2, jnp.inf)
+        ok = ok & (self_rows[:, None, None] != jnp.arange(m)[None, None, :])
     kk = min(k + slack, m)
     if kk < k:  # fewer candidate rows than k: no estimate
-        return jnp.full((r,), jnp.inf, d2.dtype), jnp.zeros((r,), bool)
-    neg, idx = jax.lax.top_k(-d2, kk)  # [r, kk] candidates, nearest first (approximately)
-    found = jnp.isfinite(neg)
-    diff = a_raw[:, None, :] - b_raw[idx]
+        return jnp.full((r, c), jnp.inf, d2.dtype), jnp.zeros((r, c), bool)
+    idx, found = _smallest(d2, ok, kk)  # [r, c, kk]
+    nb = b_raw[jnp.arange(c)[None, :, None], idx]  # [r, c, kk, d]
+    diff = a_raw[:, None, None, :] - nb
     exact = jnp.sum(diff * diff, axis=-1)  # exact |a - b|^2 of the candidates
     dup = found & (exact == 0)
     exact = jnp.where(found & ~dup, exact, jnp.inf)
-    kth = jnp.sort(exact, axis=-1)[:, k - 1]
-    return kth, jnp.any(dup, axis=1)
+    return _kth_smallest(exact, k), jnp.any(dup, axis=-1)
 
 
 def _masked_center(x_p, mask_p):
@@ -201,8 +257,9 @@ def _knn_kl_single(x_p, x_q, mask_p, mask_q, d, *, k, slack) -> KnnKL:
     dtype = x_p.dtype
     mean = _masked_center(x_p, mask_p)
     a, b = x_p - mean, x_q - mean
-    rho, dup_p = _kth_sq(a, a, x_p, x_p, mask_p, k=k, slack=slack, self_rows=jnp.arange(a.shape[0]))
-    nu, dup_q = _kth_sq(a, b, x_p, x_q, mask_q, k=k, slack=slack)
+    rho, dup_p = _kth_sq(a, a[None], x_p, x_p[None], mask_p[None], k=k, slack=slack, self_rows=jnp.arange(a.shape[0]))
+    nu, dup_q = _kth_sq(a, b[None], x_p, x_q[None], mask_q[None], k=k, slack=slack)
+    rho, dup_p, nu, dup_q = rho[:, 0], dup_p[:, 0], nu[:, 0], dup_q[:, 0]
     row_ok = jnp.isfinite(rho) & jnp.isfinite(nu)
     log_ratio = jnp.where(mask_p & row_ok, jnp.log(jnp.where(row_ok, nu / rho, 1.0)), 0.0)
     bad = jnp.sum(mask_p & ~row_ok)
@@ -326,11 +383,13 @@ def knn_kl_all(
         raise ValueError(f"mask_groups must have shape {(G, m)} to match x_groups, got {mask_groups.shape}.")
     _check_counts_concrete(mask_p, k + 1, "x_p (samples of P)", k)
     dim = jnp.asarray(d if dim is None else dim, dtype)
+    kk = k + _check_slack(max_duplicates)
     if block_size is None:
         block_size = max(64, _AUTO_BLOCK_ELEMENTS // max(n, m, 1))
     block_size = int(min(block_size, n))
-    if chunk_size is None:
-        chunk_size = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * m)))
+    if chunk_size is None:  # distances [B, c, m] plus refined candidates [B, c, kk, d]
+        chunk_size = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * (m + kk * d))))
+    chunk_size = int(min(chunk_size, G))
     return _knn_kl_all(
         x_p, x_groups, mask_p, mask_groups, dim,
         k=k, chunk_size=int(chunk_size), block_size=block_size, slack=_check_slack(max_duplicates),
@@ -341,31 +400,40 @@ def knn_kl_all(
 def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block_size, slack) -> KnnKL:
     _TRACES["knn_kl_all"] += 1
     n, d = x_p.shape
+    G, m = x_groups.shape[:2]
     dtype = x_p.dtype
     mean = _masked_center(x_p, mask_p)
     a_all = x_p - mean
-    xg = x_groups - mean
-    # Pad P's rows to whole blocks; padded rows are masked out of the sums.
+    # Pad P's rows to whole blocks and the groups to whole chunks; padding is masked out.
     n_blocks = -(-n // block_size)
     pad = n_blocks * block_size - n
     a_pad = jnp.pad(a_all, ((0, pad), (0, 0)))
     raw_pad = jnp.pad(x_p, ((0, pad), (0, 0)))
     m_pad = jnp.pad(mask_p, (0, pad))
     rows = jnp.arange(n_blocks * block_size)
+    n_chunks = -(-G // chunk_size)
+    gpad = n_chunks * chunk_size - G
+    xg_raw = jnp.pad(x_groups, ((0, gpad), (0, 0), (0, 0))).reshape(n_chunks, chunk_size, m, d)
+    xg = xg_raw - mean
+    mg = jnp.pad(mask_groups, ((0, gpad), (0, 0))).reshape(n_chunks, chunk_size, m)
 
     def one_block(args):
         a, a_raw, mask_a, r = args  # [B, d], [B, d], [B], [B]
-        rho, dup_p = _kth_sq(a, a_all, a_raw, x_p, mask_p, k=k, slack=slack, self_rows=r)
+        rho, dup_p = _kth_sq(a, a_all[None], a_raw, x_p[None], mask_p[None], k=k, slack=slack, self_rows=r)
+        rho, dup_p = rho[:, :1], dup_p[:, :1]  # [B, 1]
 
-        def per_group(b, b_raw, mask_b):
-            nu, dup_q = _kth_sq(a, b, a_raw, b_raw, mask_b, k=k, slack=slack)
-            ok = mask_a & jnp.isfinite(rho) & jnp.isfinite(nu)
-            s = jnp.sum(jnp.where(ok, jnp.log(jnp.where(ok, nu / rho, 1.0)), 0.0))
-            bad = jnp.sum(mask_a & ~(jnp.isfinite(rho) & jnp.isfinite(nu)))
-            nd = jnp.sum(mask_a & (dup_p | dup_q))
+        def one_chunk(chunk):
+            b, b_raw, mask_b = chunk  # [c, m, d], [c, m, d], [c, m]
+            nu, dup_q = _kth_sq(a, b, a_raw, b_raw, mask_b, k=k, slack=slack)  # [B, c]
+            fine = jnp.isfinite(rho) & jnp.isfinite(nu)
+            ok = mask_a[:, None] & fine
+            s = jnp.sum(jnp.where(ok, jnp.log(jnp.where(ok, nu / rho, 1.0)), 0.0), axis=0)
+            bad = jnp.sum(mask_a[:, None] & ~fine, axis=0)
+            nd = jnp.sum(mask_a[:, None] & (dup_p | dup_q), axis=0)
             return s, bad, nd
 
-        return chunked_vmap(per_group, xg, x_groups, mask_groups, chunk_size=chunk_size)
+        out = jax.lax.map(one_chunk, (xg, xg_raw, mg))  # each [n_chunks, c]
+        return jax.tree.map(lambda v: v.reshape(n_chunks * chunk_size)[:G], out)
 
     blocks = (
         a_pad.reshape(n_blocks, block_size, d),
