@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pairint_jax.nre import fit_nre, smile_readout  # noqa: E402
 from pairint_jax.nre.encoders import Critic, MLPEncoder  # noqa: E402
 from pairint_jax.nre.model import _padded_index  # noqa: E402
-from pairint_jax.nre.train import _run_epoch, nre_trainer  # noqa: E402
+from pairint_jax.nre.train import nre_trainer, run_epoch  # noqa: E402
 from pairint_jax.stats import knn_kl_all, smile  # noqa: E402
 
 WORKLOADS = {
@@ -181,13 +181,13 @@ def main(argv=None):
     bs = min(w["batch"], n_train)
     steps = -(-n_train // bs)
     t0 = time.perf_counter()
-    state, info = _run_epoch(jax.random.key(3), state, x_tr, y_tr, step_fn=trainer.step, batch_size=bs, n_steps=steps)
+    state, info = run_epoch(jax.random.key(3), state, x_tr, y_tr, step_fn=trainer.step, batch_size=bs, n_steps=steps)
     jax.block_until_ready(info.loss)
     t_first_epoch = time.perf_counter() - t0
     times = []
     for e in range(epochs):
         t0 = time.perf_counter()
-        state, info = _run_epoch(jax.random.key(4 + e), state, x_tr, y_tr, step_fn=trainer.step, batch_size=bs, n_steps=steps)
+        state, info = run_epoch(jax.random.key(4 + e), state, x_tr, y_tr, step_fn=trainer.step, batch_size=bs, n_steps=steps)
         jax.block_until_ready(info.loss)
         times.append(time.perf_counter() - t0)
     if not np.isfinite(float(info.loss)):

@@ -23,9 +23,9 @@ The state machine is a pair of pure functions (``STYLE.md`` rule 2)::
     state = trainer.init(key, x_example)
     state, info = trainer.step(key, state, (x_batch, y_batch))   # jit-compiled
 
-:func:`fit_nre` adds the seeded pipeline: a stratified held-out split, one compiled
-``lax.scan`` per epoch over shuffled batches, validation each epoch, and the
-parameters with the best validation accuracy kept.
+:func:`~pairint_jax.nre.fit_nre` adds the seeded pipeline: a stratified held-out
+split, each epoch a compiled ``lax.scan`` over shuffled batches (:func:`run_epoch`),
+validation each epoch, and the parameters with the best validation accuracy kept.
 """
 
 from __future__ import annotations
@@ -210,24 +210,66 @@ def stratified_split(key, labels, *, val_fraction: float = 0.3, class_names=None
     return heldout
 
 
-@functools.partial(jax.jit, static_argnames=("step_fn", "batch_size", "n_steps"))
-def _run_epoch(key, state, x, y, *, step_fn, batch_size, n_steps):
-    """One epoch as one compiled ``lax.scan``: a fresh permutation, ``n_steps`` batches."""
-    n = x.shape[0]
+#: Steps per compiled call on CPU, where the steps are unrolled (see :func:`run_epoch`).
+CPU_STEPS_PER_CALL = 8
+
+
+@functools.partial(jax.jit, static_argnames=("n", "batch_size", "n_steps"))
+def _epoch_batches(key, *, n, batch_size, n_steps):
+    """Row indices ``[n_steps, batch_size]`` of one epoch: a fresh permutation, the last
+    batch filled up with the permutation's first rows; and one key per step."""
     k_perm, k_steps = jax.random.split(key)
     perm = jax.random.permutation(k_perm, n)
     need = n_steps * batch_size
     idx = jnp.concatenate([perm, perm[: need - n]]) if need > n else perm[:need]
-    idx = idx.reshape(n_steps, batch_size)
-    keys = jax.random.split(k_steps, n_steps)
+    return idx.reshape(n_steps, batch_size), jax.random.split(k_steps, n_steps)
+
+
+@functools.partial(jax.jit, static_argnames=("step_fn", "unroll"))
+def _run_steps(keys, state, x, y, idx, *, step_fn, unroll):
+    """Consecutive steps as one compiled ``lax.scan`` over the batches ``idx [s, B]``."""
 
     def body(state, inp):
         k, rows = inp
-        state, info = step_fn(k, state, (x[rows], y[rows]))
-        return state, info
+        return step_fn(k, state, (x[rows], y[rows]))
 
-    state, infos = jax.lax.scan(body, state, (keys, idx))
-    return state, NREInfo(loss=jnp.mean(infos.loss), accuracy=jnp.mean(infos.accuracy))
+    state, infos = jax.lax.scan(body, state, (keys, idx), unroll=unroll)
+    return state, infos
+
+
+_CONV_CACHE: dict = {}
+
+
+def _uses_convolution(step_fn, state, x, y, batch_size) -> bool:
+    """Whether one training step contains a convolution (traced once per step function and shapes)."""
+    sig = (step_fn, x.shape[1:], str(x.dtype), batch_size)
+    if sig not in _CONV_CACHE:
+        batch = (jax.ShapeDtypeStruct((batch_size,) + x.shape[1:], x.dtype), jax.ShapeDtypeStruct((batch_size,), y.dtype))
+        jaxpr = jax.make_jaxpr(step_fn)(jax.random.key(0), state, batch)
+        _CONV_CACHE[sig] = "conv_general_dilated" in str(jaxpr)
+    return _CONV_CACHE[sig]
+
+
+def run_epoch(key, state, x, y, *, step_fn, batch_size: int, n_steps: int):
+    """One epoch of ``n_steps`` shuffled batches; returns ``(state, mean NREInfo)``.
+
+    Normally the whole epoch is one compiled ``lax.scan``. On CPU, for models with
+    convolutions, the steps run in compiled, fully unrolled groups of
+    :data:`CPU_STEPS_PER_CALL` instead: XLA's CPU backend emits convolution gradients
+    inside a while loop without its fast library kernels (measured 8-20x slower for
+    the CNN encoder), and unrolling removes the loop.
+    """
+    idx, keys = _epoch_batches(key, n=x.shape[0], batch_size=batch_size, n_steps=n_steps)
+    if jax.default_backend() != "cpu" or not _uses_convolution(step_fn, state, x, y, batch_size):
+        state, infos = _run_steps(keys, state, x, y, idx, step_fn=step_fn, unroll=1)
+        return state, NREInfo(loss=jnp.mean(infos.loss), accuracy=jnp.mean(infos.accuracy))
+    losses, accs = [], []
+    for start in range(0, n_steps, CPU_STEPS_PER_CALL):
+        sl = slice(start, min(start + CPU_STEPS_PER_CALL, n_steps))
+        state, infos = _run_steps(keys[sl], state, x, y, idx[sl], step_fn=step_fn, unroll=True)
+        losses.append(infos.loss)
+        accs.append(infos.accuracy)
+    return state, NREInfo(loss=jnp.mean(jnp.concatenate(losses)), accuracy=jnp.mean(jnp.concatenate(accs)))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch_size", "marginal"))
@@ -299,7 +341,7 @@ def train_loop(
     bar = _progress(total=epochs, desc=desc, enabled=progress, unit="epoch")
     keys = jax.random.split(key, epochs)
     for epoch in range(epochs):
-        state, info = _run_epoch(keys[epoch], state, x_train, y_train, step_fn=step_fn, batch_size=bs, n_steps=n_steps)
+        state, info = run_epoch(keys[epoch], state, x_train, y_train, step_fn=step_fn, batch_size=bs, n_steps=n_steps)
         variables = _variables(state.params, state.batch_stats)
         val = evaluate_nre(model, variables, x_val, y_val, class_prior, batch_size=max(bs, 256))
         loss, acc, vloss, vacc = (float(v) for v in (info.loss, info.accuracy, val.loss, val.accuracy))

@@ -198,7 +198,8 @@ def separability_scores(
         (the paper's MLP for 1024-d embeddings; default ``(128, 64)``).
       tau: (nre) SMILE clipping, default 5; ``float("inf")`` gives MILE.
       epochs, batch_size, learning_rate: (nre) training; defaults in
-        :data:`pairint_jax.nre.DEFAULTS` (mlp: 100 epochs, batch 1024, lr 1e-3).
+        :data:`pairint_jax.nre.DEFAULTS` (mlp: 50 epochs, batch 256, lr 1e-3;
+        cnn: 50 epochs, batch 256, lr 2e-4).
       val_fraction: (nre) held-out fraction per class (default 0.3); the KLs are
         evaluated on the held-out samples.
       marginal: (nre) ``"all"`` or ``"shuffle"`` form of the contrastive loss.
