@@ -10,7 +10,7 @@ raw pixels is run on the same screen (the paper: k-NN is for low dimension).
 Usage::
 
     python benchmarks/separability_images.py                      # GPU setting: 2,000 per condition, 128 px
-    python benchmarks/separability_images.py --cpu-small          # 2-core CPU: 300 per condition, 32 px
+    python benchmarks/separability_images.py --cpu-small          # 2-core CPU: 200 per condition, 32 px, 20 epochs
     python benchmarks/separability_images.py --n-per-condition 500 --size 64 --epochs 30
 
 Prints the timings (generation, training, readout), the training curve summary,
@@ -50,9 +50,9 @@ def main(argv=None):
     ap.add_argument("--no-knn", action="store_true", help="skip the k-NN baseline on raw pixels")
     args = ap.parse_args(argv)
     small = args.cpu_small
-    n = args.n_per_condition or (300 if small else 2000)
+    n = args.n_per_condition or (200 if small else 2000)
     size = args.size or (32 if small else 128)
-    epochs = args.epochs or (25 if small else 100)
+    epochs = args.epochs or (20 if small else 100)
     batch = args.batch_size or (128 if small else 512)
     lr = args.learning_rate or (1e-3 if small else 2e-4)
     dev = jax.devices()[0]
