@@ -117,7 +117,7 @@ def main(argv=None):
     print(f"# separability benchmark, workload {args.workload}: n={n}, {G} conditions, {obs} obs each, d={d}")
     print(f"# device: {dev.platform} {dev.device_kind}; jax {jax.__version__}")
 
-    rate = matmul_rate(2048 if dev.platform != "cpu" else 1024, repeats=3)
+    rate = matmul_rate(8192 if dev.platform != "cpu" else 1024, repeats=3)
     print(f"# measured float32 matmul rate (precision=HIGHEST): {rate / 1e12:.3f} TFLOP/s")
 
     x0, xg = make_workload(jax.random.key(0), n, obs, d)
