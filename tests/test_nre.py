@@ -26,6 +26,7 @@ from pairint_jax.nre import (
     save_nre,
     stratified_split,
 )
+from pairint_jax.stats import smile
 
 SHIFT = np.array([1.5, -0.5])
 
@@ -154,6 +155,14 @@ def test_cnn_batchnorm_eval_mode_and_checkpoint_round_trip(tmp_path, rng):
     alone = np.asarray(tr.logits(x[:1]))
     batched = np.asarray(tr.logits(x[:17], batch_size=17))[:1]
     np.testing.assert_allclose(alone, batched, rtol=1e-5, atol=1e-5)
+    # the one-pass SMILE readout equals smile() per class on the held-out logits
+    kl = np.asarray(nre_kl_all(tr, x, y, tau=2.0))
+    lg = np.asarray(tr.logits(x[tr.heldout]), np.float64)
+    yh = y[tr.heldout]
+    for g in range(3):
+        f_p = lg[yh == 0, 0] - lg[yh == 0, g]
+        f_q = lg[yh == g, 0] - lg[yh == g, g]
+        assert kl[g] == pytest.approx(float(smile(f_p, f_q, tau=2.0)), rel=1e-4, abs=1e-5)
     # checkpoint round trip: identical outputs and KLs
     path = save_nre(tmp_path / "cnn.msgpack", tr)
     again = load_nre(path)
