@@ -108,10 +108,13 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--peer-conditions", type=int, default=None, help="conditions timed for the SciPy peer (default: all on ci, 8 on paper)")
     ap.add_argument("--chunk-size", type=int, default=None)
+    ap.add_argument("--n", type=int, default=None, help="override the number of perturbations")
+    ap.add_argument("--obs", type=int, default=None, help="override the observations per condition")
+    ap.add_argument("--d", type=int, default=None, help="override the dimension")
     args = ap.parse_args(argv)
     w = WORKLOADS[args.workload]
     repeats = args.repeats or (3 if args.quick else 7)
-    n, obs, d = w["n"], w["obs"], w["d"]
+    n, obs, d = args.n or w["n"], args.obs or w["obs"], args.d or w["d"]
     G = 1 + n + n * (n - 1) // 2
     dev = jax.devices()[0]
     print(f"# separability benchmark, workload {args.workload}: n={n}, {G} conditions, {obs} obs each, d={d}")
