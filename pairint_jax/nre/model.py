@@ -275,6 +275,12 @@ def smile_readout(feat_p, feat_q, class_q, idx_q, mask_q, W, tau):
       ``[C]`` estimates (entry 0, the control against itself, is ~0).
 
     FLOPs: ``2 n0 h C`` (control rows against all classes) + ``2 Nq h`` + O(C m).
+
+    Example:
+      >>> f = jnp.ones((5, 4)); W = jnp.zeros((4, 3))
+      >>> idx = jnp.array([[0, 1], [2, 3], [4, 0]]); mask = jnp.array([[1, 1], [1, 1], [1, 0]], bool)
+      >>> smile_readout(f[:2], f, jnp.array([0, 0, 1, 1, 2]), idx, mask, W, 5.0).shape
+      (3,)
     """
     dW = W[:, :1] - W  # [h, C]: f(x,0) - f(x,c) = F . (W_0 - W_c)
     f_p = jnp.matmul(feat_p, dW, precision=jax.lax.Precision.HIGHEST)  # [n0, C]
@@ -303,6 +309,12 @@ def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size
 
     Raises:
       ValueError: ``rows`` (or ``heldout``) does not match ``x``; no control rows.
+
+    Example:
+      >>> x = np.random.default_rng(0).normal(size=(400, 2)); y = np.repeat([0, 1], 200); x[y == 1] += 1
+      >>> nre = fit_nre(jax.random.key(0), x, y, epochs=3)
+      >>> nre_kl_all(nre, x, y, tau=5.0).shape   # [C]: KL(p0 || p0) ~ 0, KL(p0 || p1)
+      (2,)
     """
     labels = np.asarray(labels).astype(np.int64)
     if rows is None:

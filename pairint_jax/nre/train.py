@@ -182,6 +182,11 @@ def stratified_split(key, labels, *, val_fraction: float = 0.3, class_names=None
     Raises:
       ValueError: fewer than 2 classes, a class with fewer than 2 rows, an empty
         class, or ``val_fraction`` outside ``(0, 1)``.
+
+    Example:
+      >>> held = stratified_split(jax.random.key(0), np.repeat([0, 1], [10, 4]))
+      >>> int(held[:10].sum()), int(held[10:].sum())
+      (3, 1)
     """
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     if not 0.0 < float(val_fraction) < 1.0:
@@ -302,6 +307,10 @@ def evaluate_nre(model, variables, x, y, class_prior, *, batch_size: int = 1024)
 
     Returns:
       :class:`NREInfo` of scalars.
+
+    Example:
+      >>> info = evaluate_nre(trained.model, trained.variables, x_val, y_val, prior)  # doctest: +SKIP
+      >>> float(info.accuracy)                                                      # doctest: +SKIP
     """
     batch_size = int(min(batch_size, x.shape[0]))
     return _evaluate(variables, x, y, jnp.asarray(class_prior, jnp.float32), model=model, batch_size=batch_size)

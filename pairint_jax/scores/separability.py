@@ -152,6 +152,10 @@ def condition_kls(screen: Screen, **kwargs) -> dict:
 
     Accepts the keywords of :func:`separability_scores`; returns ``{label: kl}`` for the
     conditions that enter a scorable pair (NaN where not estimable).
+
+    Example:
+      >>> condition_kls(screen, estimator="knn")   # doctest: +SKIP
+      {'A': 3.9, 'B': 6.4, ...}
     """
     res = separability_scores(screen, **kwargs)
     return dict(res.settings["condition_kl"])
