@@ -22,6 +22,8 @@ from pairint_jax import stats
 from pairint_jax.scores import additivity_scores, disjointedness_scores
 
 # -- separability (issue 4) --
+from pairint_jax import nre
+from pairint_jax.scores.separability import separability_scores
 
 # -- discovery (issue 5) --
 
@@ -42,5 +44,7 @@ __all__ = [
     "parse_label",
     "synthetic",
     "read_screen",
+    "separability_scores",
+    "nre",
     "write_screen",
 ]

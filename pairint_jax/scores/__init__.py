@@ -7,5 +7,8 @@ from pairint_jax.scores.disjointedness import disjointedness_scores
 _ISSUE3 = ["additivity_scores", "disjointedness_scores"]
 
 # -- separability (issue 4) --
+from pairint_jax.scores.separability import condition_kls, separability_scores
 
-__all__: list[str] = [*_ISSUE3]
+_ISSUE4 = ["condition_kls", "separability_scores"]
+
+__all__: list[str] = [*_ISSUE3, *_ISSUE4]

@@ -53,5 +53,9 @@ _ISSUE3 = [
 ]
 
 # -- k-NN KL, SMILE (issue 4) --
+from pairint_jax.stats.knn import KnnKL, knn_kl, knn_kl_all, knn_kl_info
+from pairint_jax.stats.smile import smile, smile_all
 
-__all__: list[str] = [*_ISSUE3]
+_ISSUE4 = ["KnnKL", "knn_kl", "knn_kl_all", "knn_kl_info", "smile", "smile_all"]
+
+__all__: list[str] = [*_ISSUE3, *_ISSUE4]
