@@ -23,6 +23,7 @@ from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
 # -- discovery (issue 5) --
 
 # -- real datasets (issue 7) --
+from pairint_jax import datasets  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "Screen",
     "UnscorableWarning",
     "bucket_size",
+    "datasets",
     "parse_label",
     "read_screen",
     "write_screen",
