@@ -69,21 +69,22 @@ def read_screen(
         adata = anndata.read_h5ad(path)
         return Screen.from_anndata(adata, key=key, obsm=obsm, **common)
     if suffix == "npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                names = list(data.keys())
-                for need in (x_key, labels_key):
-                    if need not in names:
-                        raise ValueError(f"{path!r} has no array {need!r}; arrays present: {names}.")
+        with np.load(path, allow_pickle=False) as data:
+            names = list(data.keys())
+            for need in (x_key, labels_key):
+                if need not in names:
+                    raise ValueError(f"{path!r} has no array {need!r}; arrays present: {names}.")
+            try:
                 x = data[x_key]
                 labels = data[labels_key]
-        except ValueError as err:
-            if "pickle" in str(err).lower():
+            except ValueError as err:
+                if "allow_pickle" not in str(err):
+                    raise
                 raise ValueError(
                     f"{path!r} stores an object array, which would need unpickling; pairint_jax never "
-                    "unpickles files. Save labels as a unicode array: np.savez(path, x=x, labels=np.asarray(labels, dtype=str))."
+                    "unpickles files. Save labels as a unicode array: "
+                    "np.savez(path, x=x, labels=np.asarray(labels, dtype=str))."
                 ) from err
-            raise
         return Screen.from_arrays(x, labels, **common)
     if suffix == "parquet":
         import pandas as pd
