@@ -28,6 +28,7 @@ from pairint_jax.scores.separability import separability_scores
 # -- discovery (issue 5) --
 
 # -- real datasets (issue 7) --
+from pairint_jax import datasets  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "Screen",
     "UnscorableWarning",
     "bucket_size",
+    "datasets",
     "parse_label",
     "synthetic",
     "read_screen",
