@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 import jax
 import numpy as np
+import pandas as pd
 
 from pairint_jax.labels import as_control_set, format_condition, parse_label
 
@@ -144,8 +145,10 @@ class Screen:
                 "were given; pass exactly one condition label per observation row."
             )
         # Parse each distinct label once.
-        uniq, inverse = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
         _check_empty_labels(labels)
+        # Hash-based factorisation: O(N), much faster than sorting N strings on big screens.
+        inverse, uniq = pd.factorize(pd.Series(labels, dtype=object).astype(str), sort=False)
+        uniq = np.asarray(uniq, dtype=object)
         parsed = {}
         for lab in uniq:
             parsed[lab] = parse_label(lab, control=controls, sep=sep)
@@ -533,14 +536,15 @@ def _as_observation_array(x) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=dtype)
 
 
-def _as_label_list(labels) -> list:
+def _as_label_list(labels) -> np.ndarray:
     if isinstance(labels, str):
         raise TypeError("labels must be a sequence with one label per observation, not a single string.")
-    return list(np.asarray(labels, dtype=object).reshape(-1))
+    return np.asarray(labels, dtype=object).reshape(-1)
 
 
-def _check_empty_labels(labels: list) -> None:
-    bad = [i for i, lab in enumerate(labels) if lab is None or (isinstance(lab, float) and lab != lab) or not str(lab).strip()]
+def _check_empty_labels(labels: np.ndarray) -> None:
+    blank = pd.isna(labels) | (pd.Series(labels, dtype=object).astype(str).str.strip() == "").to_numpy()
+    bad = np.flatnonzero(blank).tolist()
     if bad:
         raise ValueError(
             f"{len(bad)} observation(s) have an empty condition label (rows {bad[:10]}"

@@ -1,0 +1,299 @@
+r"""Separability scores of every pair of a screen (paper Sec. 3.1, ``DIGEST.md`` section 1).
+
+.. math::
+    S_{ij} = \big|\, \mathrm{KL}(p_0\|p_i) + \mathrm{KL}(p_0\|p_j) - \mathrm{KL}(p_0\|p_{ij}) \,\big|
+
+``KL(p0 || pg)`` is estimated once per condition ``g`` (never once per pair) and
+gathered into the pairs:
+
+* ``estimator="knn"``: the k-NN estimator (:func:`~pairint_jax.stats.knn_kl_all`),
+  all conditions in one compiled pass per size bucket, the control kept apart;
+* ``estimator="nre"``: a contrastive neural ratio estimator trained on *all* classes
+  (:func:`~pairint_jax.nre.fit_nre`) and SMILE on the held-out samples
+  (:func:`~pairint_jax.nre.nre_kl_all`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pairint_jax._progress import progress as _progress
+from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
+from pairint_jax.results import PairScores, pair_scores_from_screen
+from pairint_jax.screen import MIN_OBSERVATIONS, Screen, bucket_size
+from pairint_jax.stats.knn import knn_kl_all
+
+__all__ = ["separability_scores", "condition_kls"]
+
+ESTIMATORS = ("knn", "nre")
+
+
+def _float_x(x):
+    dtype = jax.dtypes.canonicalize_dtype(np.asarray(x).dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.float32
+    return jnp.asarray(x, dtype=dtype)
+
+
+def _needed_groups(screen: Screen) -> np.ndarray:
+    pg = screen.pair_groups
+    if len(pg) == 0:
+        return np.zeros(0, np.int64)
+    return np.unique(np.concatenate([pg[:, 0], pg[:, 2], pg[:, 3]])).astype(np.int64)
+
+
+def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_duplicates):
+    """KL per group (NaN where not estimated), duplicates per group, reason per group."""
+    G = screen.n_groups
+    kl = np.full(G, np.nan)
+    n_dup = np.zeros(G, np.int64)
+    why = np.full(G, "", dtype=object)
+    counts = screen.counts
+    if counts[0] < k + 1:
+        raise ValueError(
+            f"the control {screen.control!r} has {counts[0]} observations; the k-NN estimator with k={k} "
+            f"needs at least {k + 1}. Use a smaller k or collect more control observations."
+        )
+    need = _needed_groups(screen)
+    few = need[counts[need] < k]
+    for g in few:
+        why[g] = f"condition {screen.conditions[g]!r} has {counts[g]} observation(s); k-NN with k={k} needs >= {k}"
+    todo = need[counts[need] >= k]
+    x0 = _float_x(screen.group(0).reshape(counts[0], -1))
+    # Bucket the groups by padded size: few distinct compiled shapes, little padding.
+    sizes = np.asarray([bucket_size(int(c)) for c in counts[todo]], dtype=np.int64)
+    buckets = np.unique(sizes)
+    bar = _progress(total=len(todo), desc="k-NN KL", enabled=progress, unit="cond")
+    for size in buckets:
+        groups = todo[sizes == size]
+        x_pad, mask = screen.padded(groups, size=int(size))
+        x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
+        # Fast pass without duplicate slack; conditions where exact duplicates were met
+        # are redone with max_duplicates (rare: continuous readouts have none).
+        kw = dict(k=k, dim=dim, chunk_size=chunk_size, block_size=block_size)
+        mask = jnp.asarray(mask)
+        res = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=0, **kw)
+        kl_b, dup_b, valid_b = (np.asarray(v) for v in res)
+        redo = dup_b > 0
+        if redo.any() and max_duplicates > 0:
+            res2 = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=max_duplicates, **kw)
+            kl_b, dup_b, valid_b = (np.where(redo, np.asarray(v2), v1) for v1, v2 in zip((kl_b, dup_b, valid_b), res2))
+        kl[groups] = np.asarray(kl_b, np.float64)
+        n_dup[groups] = dup_b
+        bad = groups[~np.asarray(valid_b, bool)]
+        for g in bad:
+            why[g] = (
+                f"k-NN KL of condition {screen.conditions[g]!r} could not be computed: fewer than k={k} distinct "
+                f"neighbours (points repeated more than max_duplicates={max_duplicates} times?)"
+            )
+        bar.update(len(groups))
+    bar.close()
+    return kl, n_dup, why
+
+
+def _nre_condition_kls(screen, *, key, encoder, encoder_kwargs, tau, epochs, batch_size, learning_rate, val_fraction,
+                       marginal, model, eval_on, progress, select):
+    counts = screen.counts
+    classes = np.flatnonzero(counts >= MIN_OBSERVATIONS)  # group 0 (control) always qualifies
+    class_of_group = np.full(screen.n_groups, -1, np.int64)
+    class_of_group[classes] = np.arange(len(classes))
+    rows = np.concatenate([np.arange(screen.offsets[g], screen.offsets[g + 1]) for g in classes])
+    labels = class_of_group[screen.group_ids[rows]]
+    x = np.asarray(screen.x[rows])
+    names = tuple(screen.conditions[g] for g in classes)
+    if model is None:
+        trained = fit_nre(
+            key, x, labels, class_names=names, encoder=encoder, encoder_kwargs=encoder_kwargs, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, val_fraction=val_fraction, marginal=marginal,
+            progress=progress, select=select,
+        )
+    else:
+        if not isinstance(model, TrainedNRE):
+            raise TypeError(f"model must be a TrainedNRE (from a previous run or load_nre), got {type(model).__name__}.")
+        if tuple(model.class_names) != names:
+            raise ValueError(
+                f"the model was trained on classes {list(model.class_names)[:6]}... ({model.n_classes}) but this screen "
+                f"has {list(names)[:6]}... ({len(names)}); a trained NRE can only score a screen with the same conditions."
+            )
+        if tuple(model.config["feature_shape"]) != tuple(screen.feature_shape):
+            raise ValueError(
+                f"the model expects observations of shape {tuple(model.config['feature_shape'])}, "
+                f"the screen has {screen.feature_shape}."
+            )
+        trained = model
+    if eval_on == "heldout":
+        eval_rows = None
+        if model is not None and len(model.heldout) != len(labels):
+            raise ValueError(
+                f"the model's held-out split covers {len(model.heldout)} observations but the screen has {len(labels)}; "
+                "pass eval_on='all' to evaluate a trained model on new data."
+            )
+    elif eval_on == "all":
+        eval_rows = np.ones(len(labels), bool)
+    else:
+        raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
+    kl_cls = np.asarray(nre_kl_all(trained, x, labels, tau=tau, rows=eval_rows), np.float64)
+    kl = np.full(screen.n_groups, np.nan)
+    kl[classes] = kl_cls
+    why = np.full(screen.n_groups, "", dtype=object)
+    for g in np.flatnonzero(~np.isfinite(kl)):
+        if g in set(classes.tolist()):
+            why[g] = f"SMILE KL of condition {screen.conditions[g]!r} is not finite"
+    return kl, why, trained
+
+
+def condition_kls(screen: Screen, **kwargs) -> dict:
+    """``KL(p0 || pg)`` for every condition, keyed by label (the numbers behind the scores).
+
+    Accepts the keywords of :func:`separability_scores`; returns ``{label: kl}`` for the
+    conditions that enter a scorable pair (NaN where not estimable).
+
+    Example:
+      >>> condition_kls(screen, estimator="knn")   # doctest: +SKIP
+      {'A': 3.9, 'B': 6.4, ...}
+    """
+    res = separability_scores(screen, **kwargs)
+    return dict(res.settings["condition_kl"])
+
+
+def separability_scores(
+    screen: Screen,
+    *,
+    estimator: str = "knn",
+    k: int = 1,
+    dim=None,
+    encoder="mlp",
+    encoder_kwargs: Mapping | None = None,
+    tau=5.0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    val_fraction: float = 0.3,
+    marginal: str = "all",
+    select: str = "accuracy",
+    model: TrainedNRE | None = None,
+    eval_on: str = "heldout",
+    key=None,
+    progress: bool = False,
+    chunk_size: int | None = None,
+    block_size: int | None = None,
+    max_duplicates: int = 8,
+) -> PairScores:
+    r"""Separability score of every pair: ``S_ij = |KL(p0||pi) + KL(p0||pj) - KL(p0||pij)|``.
+
+    Separable perturbations (acting on disjoint latent factors) have additive KLs and
+    score near 0; a high score flags an interaction (paper Thm. 3.6, Eq. 3). With the
+    k-NN estimator finite-sample bias makes separable pairs clearly non-zero and with
+    SMILE at ``tau = 5`` large KLs are biased upward: read the scores as a ranking.
+
+    Args:
+      screen: the :class:`~pairint_jax.Screen`.
+      estimator: ``"knn"`` (default; low-dimensional readouts) or ``"nre"`` (neural
+        ratio estimator + SMILE; images, embeddings).
+      k: (knn) neighbour order, default 1.
+      dim: (knn) the ``d`` of the k-NN formula; default the flattened feature size.
+      encoder: (nre) ``"mlp"`` (default), ``"cnn"`` or a Linen module ``(x, train) -> [B, h]``.
+      encoder_kwargs: (nre) options of the built-in encoder, e.g. ``{"hidden": (2048, 256)}``
+        (the paper's MLP for 1024-d embeddings; default ``(128, 64)``).
+      tau: (nre) SMILE clipping, default 5; ``float("inf")`` gives MILE.
+      epochs, batch_size, learning_rate: (nre) training; defaults in
+        :data:`pairint_jax.nre.DEFAULTS` (mlp: 50 epochs, batch 256, lr 1e-3;
+        cnn: 50 epochs, batch 256, lr 2e-4).
+      val_fraction: (nre) held-out fraction per class (default 0.3); the KLs are
+        evaluated on the held-out samples.
+      marginal: (nre) ``"all"`` or ``"shuffle"`` form of the contrastive loss.
+      select: (nre) keep the epoch with the best validation ``"accuracy"`` (default,
+        as in the paper) or the lowest validation ``"loss"``.
+      model: (nre) a :class:`~pairint_jax.nre.TrainedNRE` to reuse instead of training
+        (from ``res.settings["nre_model"]`` or :func:`~pairint_jax.nre.load_nre`).
+      eval_on: (nre) ``"heldout"`` (default: the model's held-out split; requires the
+        data it was trained on) or ``"all"`` (every observation; for new data).
+      key: PRNG key for the split, initialisation and training; default ``key(0)``.
+      progress: show progress bars (k-NN buckets, NRE epochs with loss and accuracy).
+      chunk_size: (knn) conditions per vmapped chunk; default bounds one block of
+        distances to about 2^27 numbers.
+      block_size: (knn) control rows per block (same default rule).
+      max_duplicates: (knn) exact copies of a point the duplicate guard can skip (see
+        :mod:`pairint_jax.stats.knn`); conditions are first scored without this slack
+        and only those where duplicates were met are redone with it. Default 8.
+
+    Returns:
+      :class:`~pairint_jax.PairScores` (``test="separability"``) with columns
+      ``kl_a``, ``kl_b``, ``kl_ab`` (the three KLs of each pair) and ``reason``;
+      ``settings`` holds the options, ``condition_kl`` ``{label: KL}`` and, for
+      ``"nre"``, the trained model ``nre_model`` and its training ``history``.
+
+    Raises:
+      ValueError: unknown estimator, too few control observations for ``k``, classes
+        too small to split for the NRE, a reused model that does not fit the screen.
+
+    Example:
+      >>> import pairint_jax as pj
+      >>> screen, truth = pj.synthetic.separability_tabular(jax.random.key(0), n_per_condition=2000)  # doctest: +SKIP
+      >>> res = pj.separability_scores(screen, estimator="knn")                                      # doctest: +SKIP
+      >>> res.top(2)[["a", "b"]]   # A-B and C-D                                                       # doctest: +SKIP
+    """
+    if not isinstance(screen, Screen):
+        raise TypeError(f"separability_scores expects a Screen, got {type(screen).__name__}; build one with Screen.from_arrays.")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}.")
+    if select not in ("accuracy", "loss"):
+        raise ValueError(f"select must be 'accuracy' or 'loss', got {select!r}.")
+    if isinstance(max_duplicates, bool) or not isinstance(max_duplicates, (int, np.integer)) or max_duplicates < 0:
+        raise ValueError(f"max_duplicates must be an int >= 0, got {max_duplicates!r}.")
+    if eval_on not in ("heldout", "all"):
+        raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
+    key = jax.random.key(0) if key is None else key
+    settings: dict = {"estimator": estimator}
+    if estimator == "knn":
+        kl, n_dup, why = _knn_condition_kls(
+            screen, k=int(k), dim=dim, chunk_size=chunk_size, block_size=block_size, progress=progress,
+            max_duplicates=int(max_duplicates),
+        )
+        d_used = int(np.prod(screen.feature_shape)) if dim is None else dim
+        settings.update(k=int(k), dim=d_used, n_duplicates={screen.conditions[g]: int(n_dup[g]) for g in np.flatnonzero(n_dup)})
+        if n_dup.any():
+            warnings.warn(
+                f"duplicate observations met in the k-NN search for {int((n_dup > 0).sum())} condition(s) "
+                f"(e.g. {screen.conditions[int(np.flatnonzero(n_dup)[0])]!r}); exact duplicates are skipped "
+                "(k-th nearest *distinct* neighbour). See settings['n_duplicates'].",
+                UserWarning,
+                stacklevel=2,
+            )
+    else:
+        kl, why, trained = _nre_condition_kls(
+            screen, key=key, encoder=encoder, encoder_kwargs=encoder_kwargs, tau=tau, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, val_fraction=val_fraction, marginal=marginal,
+            model=model, eval_on=eval_on, progress=progress, select=select,
+        )
+        settings.update(
+            tau=float(tau), encoder=trained.config["encoder"], encoder_kwargs=dict(trained.config["encoder_kwargs"]),
+            epochs=trained.config["epochs"], batch_size=trained.config["batch_size"],
+            learning_rate=trained.config["learning_rate"], val_fraction=trained.config["val_fraction"],
+            marginal=trained.config["marginal"], eval_on=eval_on, nre_model=trained, history=dict(trained.history),
+        )
+    pg = screen.pair_groups
+    kl_ab, kl_a, kl_b = kl[pg[:, 0]], kl[pg[:, 2]], kl[pg[:, 3]]
+    score = np.abs(kl_a + kl_b - kl_ab)
+    reason = np.full(len(pg), "", dtype=object)
+    for p, groups in enumerate(pg):
+        msgs = [why[g] for g in (groups[2], groups[3], groups[0]) if why[g]]
+        if msgs:
+            reason[p] = "; ".join(dict.fromkeys(msgs))
+    need = _needed_groups(screen)
+    settings["condition_kl"] = {screen.conditions[g]: float(kl[g]) for g in need}
+    return pair_scores_from_screen(
+        screen,
+        score,
+        columns={"kl_a": kl_a, "kl_b": kl_b, "kl_ab": kl_ab},
+        reason=reason,
+        test="separability",
+        settings=settings,
+    )

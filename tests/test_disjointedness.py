@@ -1,0 +1,204 @@
+"""``pj.disjointedness_scores`` on screens: exactness, padding/chunking, errors, D.1.3, calibration."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import sys
+
+import jax
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+import pairint_jax as pj
+from pairint_jax.scores import disjointedness as disj_mod
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from _disj_data import D13_INTERACTING, brute_mmd2, d13_screen, disjoint_mixture_screen, exact_cross_median  # noqa: E402
+
+
+def _ragged_screen(rng, control=23, d=3):
+    """Three perturbations, unequal groups, control the largest; A+B interacts."""
+    sizes = {"ctrl": control, "A": 6, "B": 9, "C": 5, "A+B": 7, "A+C": 4, "B+C": 8}
+    xs, labels = [], []
+    for lab, n in sizes.items():
+        xs.append(rng.normal(size=(n, d)) + (1.5 if lab == "A+B" else 0.0))
+        labels += [lab] * n
+    return pj.Screen.from_arrays(np.concatenate(xs), labels)
+
+
+def _groups(screen, i, j):
+    a, b = screen.perturbations[i], screen.perturbations[j]
+    return [screen.group(f"{a}+{b}"), screen.group(screen.control), screen.group(a), screen.group(b)]
+
+
+@pytest.mark.parametrize(
+    "kernel, bandwidth, method",
+    [("rbf", "pair", "grid"), ("matern52", "pair", "sample"), ("matern52", "global", "auto"), ("rbf", 1.4, "auto")],
+)
+def test_scores_equal_float64_brute_force(kernel, bandwidth, method, x64, rng):
+    """Every scorable pair == the digest's double loop (rtol 1e-6, float64); pair bandwidths ==
+    np.median of the cross distances (rtol 1e-9); the three bandwidth modes and both kernels."""
+    screen = _ragged_screen(rng)
+    screen = screen.with_x(np.asarray(screen.x, np.float64))
+    res = pj.disjointedness_scores(
+        screen, kernel=kernel, bandwidth=bandwidth, n_permutations=0, median_rtol=1e-10, median_method=method
+    )
+    bw = res.column_matrix("bandwidth")
+    for i, j in screen.pairs:
+        xs = _groups(screen, i, j)
+        if bandwidth == "pair":
+            np.testing.assert_allclose(bw[i, j], exact_cross_median(xs), rtol=1e-9)
+        elif bandwidth == "global":
+            assert bw[i, j] == res.settings["global_bandwidth"]
+        else:
+            assert bw[i, j] == 1.4
+        np.testing.assert_allclose(res.matrix[i, j], brute_mmd2(xs, bw[i, j], kernel), rtol=1e-6)
+    assert set(res.to_frame().columns) == {"a", "b", "score", "bandwidth", "reason"}
+
+
+def test_large_control_padding_and_chunking_do_not_change_scores(x64, rng):
+    """A control 50x larger than the other groups; adding a larger double (more padding for
+    every pair) and changing chunk_size leave every score unchanged."""
+    n = 8
+    perts = ["A", "B", "C", "D"]
+    labels = ["ctrl"] * (50 * n) + [p for p in perts for _ in range(n)]
+    labels += [f"{a}+{b}" for k, a in enumerate(perts) for b in perts[k + 1 :] for _ in range(n - 2)]
+    x = rng.normal(size=(len(labels), 2))
+    base = pj.Screen.from_arrays(x, labels)
+    extra_labels = labels + ["E"] * 30 + ["A+E"] * 40
+    bigger = pj.Screen.from_arrays(np.concatenate([x, rng.normal(size=(70, 2))]), extra_labels)
+    kw = dict(kernel="rbf", n_permutations=0, median_rtol=1e-11)
+    ref = pj.disjointedness_scores(base, chunk_size=None, **kw)
+    i, j = base.pairs[0]
+    np.testing.assert_allclose(ref.matrix[i, j], brute_mmd2(_groups(base, i, j), ref.column_matrix("bandwidth")[i, j], "rbf"), rtol=1e-6)
+    for screen, chunk in ((base, 1), (bigger, 4)):
+        got = pj.disjointedness_scores(screen, chunk_size=chunk, **kw)
+        for a, b in base.pairs:
+            pa, pb = base.perturbations[a], base.perturbations[b]
+            np.testing.assert_allclose(got.matrix[got.perturbations.index(pa), got.perturbations.index(pb)], ref.matrix[a, b], rtol=1e-8)
+
+
+def test_unscorable_pairs_are_nan_with_a_reason(rng):
+    labels = ["ctrl"] * 10 + ["A"] * 5 + ["B"] * 5 + ["C"] * 1 + ["A+B"] * 5 + ["A+C"] * 4 + ["D"] * 3
+    x = rng.normal(size=(len(labels), 3))
+    with pytest.warns(pj.UnscorableWarning):
+        screen = pj.Screen.from_arrays(x, labels)
+    res = pj.disjointedness_scores(screen, n_permutations=19)
+    df = res.to_frame().set_index(["a", "b"])
+    assert np.isfinite(df.loc[("A", "B"), "score"]) and df.loc[("A", "B"), "reason"] == ""
+    assert 0 < df.loc[("A", "B"), "p_value"] <= 1 and np.isfinite(df.loc[("A", "B"), "q_value"])
+    assert np.isnan(df.loc[("A", "C"), "score"]) and "'C' has 1 observation" in df.loc[("A", "C"), "reason"]
+    assert np.isnan(df.loc[("B", "D"), "score"]) and "not in screen" in df.loc[("B", "D"), "reason"]
+    assert np.isnan(df.loc[("A", "C"), "p_value"])
+    m = res.matrix
+    assert m.shape == (4, 4) and np.isnan(np.diag(m)).all() and np.array_equal(m, m.T, equal_nan=True)
+
+
+def test_no_recompilation_on_a_second_call(rng):
+    screen = _ragged_screen(rng)
+    pj.disjointedness_scores(screen, bandwidth=1.0, n_permutations=9)
+    before = disj_mod.TRACE_COUNT["pairs"]
+    pj.disjointedness_scores(screen, bandwidth=1.0, n_permutations=9)
+    pj.disjointedness_scores(screen, bandwidth=2.5, n_permutations=9, key=jax.random.key(7))  # traced values
+    assert disj_mod.TRACE_COUNT["pairs"] == before
+
+
+def test_bad_input_raises_clear_errors(rng):
+    screen = _ragged_screen(rng)
+    const = screen.with_x(np.ones_like(screen.x))
+    with pytest.raises(ValueError, match="zero median cross distance"):
+        pj.disjointedness_scores(const, n_permutations=0)
+    with pytest.raises(ValueError, match="global median distance .* is 0"):
+        pj.disjointedness_scores(const, bandwidth="global", n_permutations=0)
+    res = pj.disjointedness_scores(const, n_permutations=0, on_zero_bandwidth="nan")
+    assert np.isnan(res.score).all() and all("zero median" in r for r in res.reason if r)
+    bad = np.array(screen.x)
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        pj.disjointedness_scores(dataclasses.replace(screen, x=bad))
+    for kw, msg in [
+        (dict(kernel="gauss"), "kernel must be one of"),
+        (dict(bandwidth=-1.0), "positive finite"),
+        (dict(bandwidth="median"), "'pair', 'global' or a positive float"),
+        (dict(null="wild"), "null must be one of"),
+        (dict(n_permutations=-3), "n_permutations must be an int >= 0"),
+        (dict(median_method="sort"), "median_method"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            pj.disjointedness_scores(screen, **kw)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "matern52"])
+def test_d13_interacting_pairs_rank_on_top(kernel):
+    """Paper Fig. 3: on the D.1.3 screen (500 observations per condition, seeds 0 and 1) both
+    kernels rank D-E and F-G above all 19 other pairs."""
+    for seed in (0, 1):
+        res = pj.disjointedness_scores(d13_screen(500, seed), kernel=kernel, n_permutations=0)
+        top2 = {tuple(sorted(p)) for p in res.top(2)[["a", "b"]].itertuples(index=False)}
+        assert top2 == set(D13_INTERACTING), (seed, res.top(4))
+
+
+def test_calibration_on_null_pairs_and_power(capsys):
+    """Level: 8 screens whose 14 pairs besides P0-P1 are all disjoint (112 null pairs, 40
+    observations per group, 99 null draws). The rejection rate at alpha = 0.05 must stay
+    within binomial noise of 0.05: <= 0.05 + 3 sd = 0.112 (false-failure rate 0.4% if the
+    pairs were independent; pairs of one screen share the control, so it is a bit higher).
+    Power: the D.1.3 interacting pairs (300 per condition, seed 0) must both be rejected
+    by both nulls; the power on the weakly interacting P0-P1 pair of the null screens is
+    printed for the bootstrap-vs-permutation comparison."""
+    alpha = 0.05
+    rates, weak, d13 = {}, {}, {}
+    for null in ("permutation", "bootstrap"):
+        p_null, p_weak = [], []
+        for seed in range(8):
+            screen = disjoint_mixture_screen(6, 40, seed, interact=3.0)
+            res = pj.disjointedness_scores(screen, null=null, n_permutations=99, key=jax.random.key(seed))
+            df = res.to_frame()
+            is_weak = (df.a == "P0") & (df.b == "P1")
+            p_null += list(df.p_value[~is_weak])
+            p_weak += list(df.p_value[is_weak])
+        rates[null] = float(np.mean(np.asarray(p_null) <= alpha))
+        weak[null] = float(np.mean(np.asarray(p_weak) <= alpha))
+        hits = []
+        for seed in (0,):
+            res = pj.disjointedness_scores(d13_screen(300, seed), null=null, n_permutations=99, key=jax.random.key(seed))
+            hits += [res.column_matrix("p_value")[res.perturbations.index(a), res.perturbations.index(b)] <= alpha for a, b in D13_INTERACTING]
+        d13[null] = float(np.mean(hits))
+    n_null = 112
+    bound = alpha + 3 * np.sqrt(alpha * (1 - alpha) / n_null)
+    with capsys.disabled():
+        print(
+            f"\n[disjointedness calibration] null rejection rate at 0.05 over {n_null} pairs: "
+            f"permutation {rates['permutation']:.3f}, bootstrap {rates['bootstrap']:.3f} (bound {bound:.3f}; "
+            f"P(Binom({n_null}, .05) > bound) = {sps.binom.sf(int(np.floor(bound * n_null)), n_null, alpha):.3f}); "
+            f"power on D.1.3 D-E/F-G: permutation {d13['permutation']:.2f}, bootstrap {d13['bootstrap']:.2f}; "
+            f"power on the weak P0-P1 pair (8 screens): permutation {weak['permutation']:.2f}, bootstrap {weak['bootstrap']:.2f}"
+        )
+    for null in rates:
+        assert rates[null] <= bound, (null, rates)
+        assert d13[null] == 1.0, (null, d13)
+
+
+def test_global_subsample_median_within_half_percent():
+    """The "global" bandwidth (median over a 2,048-row subsample) is within 0.5% of the exact
+    median over all pairs of all observations, on a W-ci-like screen (3,300 rows, d = 64)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+    from disjointedness import make_screen
+
+    screen, _ = make_screen(6, 150, 64, seed=1)
+    res = pj.disjointedness_scores(screen, bandwidth="global", n_permutations=0)
+    x = np.asarray(screen.x, np.float64)
+    sq = (x * x).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2 * x @ x.T
+    exact = np.median(np.sqrt(np.maximum(d2[np.triu_indices(len(x), 1)], 0)))
+    assert abs(res.settings["global_bandwidth"] / exact - 1) <= 0.005
+
+
+def test_progress_blocks_equal_one_pass(rng):
+    screen = _ragged_screen(rng)
+    a = pj.disjointedness_scores(screen, n_permutations=0, chunk_size=1)
+    b = pj.disjointedness_scores(screen, n_permutations=0, chunk_size=1, progress=True)
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.columns["bandwidth"], b.columns["bandwidth"])
