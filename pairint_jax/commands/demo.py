@@ -28,8 +28,9 @@ __all__ = ["COMMANDS"]
               help="Permutations for the disjointedness p-values.")
 @click.option("--nre/--no-nre", default=True, show_default=True, help="Also train the neural ratio estimator.")
 @click.option("--discovery/--no-discovery", default=True, show_default=True, help="Run the active-discovery simulation.")
-@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True, help="Discovery rounds.")
-@click.option("--batch", type=click.IntRange(min=1), default=5, show_default=True, help="Pairs chosen per round.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Discovery rounds (default: enough to measure about 35% of the pairs).")
+@click.option("--batch", type=click.IntRange(min=1), default=10, show_default=True, help="Pairs chosen per round.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Discovery repetitions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the screen and of every random step.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal).")
