@@ -1,9 +1,21 @@
-"""Chunking (and, with issue 6, mesh) helpers shared by ``scores`` and ``discovery``.
+"""Chunking and device-mesh helpers shared by ``scores`` and ``discovery``.
 
 ``chunked_vmap`` is the one way this library batches a single-item function over
 many items (pairs, conditions, actions) with bounded memory: ``vmap`` inside chunks of
 ``chunk_size`` items, ``lax.map`` (a compiled loop) across chunks. Peak memory is
 that of one chunk, and the whole thing is still one compiled program under ``jit``.
+
+With ``mesh=`` (a :class:`jax.sharding.Mesh`) the items are split across the mesh's
+devices with :func:`shard_map`: the leading axis is padded to a multiple of the number
+of devices (by repeating the last item, so padded items are valid inputs), every
+device runs ``chunked_vmap`` on its own slice, and the results are gathered back to a
+replicated array (so every process of a multi-host run can read them) with the
+padding cut off. There is no other distribution layer: only ``Mesh``,
+``NamedSharding``, ``PartitionSpec`` and ``shard_map``.
+
+Every axis of the mesh is used for the item axis (``PartitionSpec(mesh.axis_names)``),
+so a 1-D mesh from :func:`make_mesh` and a 2-D ``(hosts, gpus)`` mesh both work; the
+number of shards is the number of devices in the mesh.
 """
 
 from __future__ import annotations
@@ -11,18 +23,157 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["chunked_vmap"]
+__all__ = [
+    "chunked_vmap",
+    "check_mesh",
+    "make_mesh",
+    "mesh_size",
+    "pad_leading",
+    "replicated",
+    "shard_map",
+    "sharded",
+    "sharded_spec",
+]
+
+#: Default axis name of :func:`make_mesh`.
+AXIS = "shards"
 
 
-def chunked_vmap(fn: Callable, *args, chunk_size: int | None = None):
-    """Apply ``fn`` to every item along the leading axis of ``args``, in chunks.
+def shard_map(f: Callable, *, mesh: Mesh, in_specs, out_specs) -> Callable:
+    """``jax.shard_map`` (jax >= 0.6) or ``jax.experimental.shard_map.shard_map`` (older).
+
+    The per-shard functions of this library use no collectives that need replication
+    checks, so the check is off (``check_vma=False`` / ``check_rep=False``).
 
     Args:
-      fn: a function of one item of each argument (pytrees allowed).
+      f: the per-shard function.
+      mesh: the :class:`~jax.sharding.Mesh`.
+      in_specs: a ``PartitionSpec`` (or pytree prefix of them) per argument.
+      out_specs: a ``PartitionSpec`` (or pytree prefix of them) for the outputs.
+
+    Returns:
+      The mapped function.
+
+    Example:
+      >>> mesh = make_mesh()
+      >>> g = shard_map(lambda a: 2 * a, mesh=mesh, in_specs=sharded_spec(mesh), out_specs=sharded_spec(mesh))
+      >>> g(jnp.arange(mesh_size(mesh), dtype=jnp.float32)).shape == (mesh_size(mesh),)
+      True
+    """
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    from jax.experimental.shard_map import shard_map as _legacy  # pragma: no cover - jax < 0.6
+
+    return _legacy(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)  # pragma: no cover
+
+
+def make_mesh(devices=None, *, axis_name: str = AXIS) -> Mesh:
+    """A 1-D mesh over ``devices`` (default: every device of every process, ``jax.devices()``).
+
+    Args:
+      devices: a sequence of devices (e.g. ``jax.devices("gpu")[:4]``); default all.
+      axis_name: the mesh axis name (default ``"shards"``).
+
+    Returns:
+      ``Mesh(devices, (axis_name,))``.
+
+    Example:
+      >>> make_mesh().axis_names
+      ('shards',)
+    """
+    devs = list(jax.devices() if devices is None else devices)
+    if not devs:
+        raise ValueError("make_mesh needs at least one device.")
+    return Mesh(np.asarray(devs, dtype=object), (axis_name,))
+
+
+def check_mesh(mesh) -> Mesh | None:
+    """``mesh`` if it is None or a :class:`~jax.sharding.Mesh`; a TypeError naming the type otherwise."""
+    if mesh is None or isinstance(mesh, Mesh):
+        return mesh
+    raise TypeError(
+        f"mesh must be a jax.sharding.Mesh (e.g. pairint_jax.parallel.make_mesh()) or None, got {type(mesh).__name__}."
+    )
+
+
+def mesh_size(mesh: Mesh) -> int:
+    """Number of devices (shards) in the mesh."""
+    return int(np.prod(mesh.devices.shape))
+
+
+def sharded_spec(mesh: Mesh) -> PartitionSpec:
+    """``PartitionSpec`` that splits a leading axis over every axis of ``mesh``."""
+    names = tuple(mesh.axis_names)
+    return PartitionSpec(names[0] if len(names) == 1 else names)
+
+
+def sharded(mesh: Mesh) -> NamedSharding:
+    """``NamedSharding`` splitting the leading axis over every device of ``mesh``."""
+    return NamedSharding(mesh, sharded_spec(mesh))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """``NamedSharding`` holding a full copy on every device of ``mesh``."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def pad_leading(tree, multiple: int):
+    """Pad every leaf's leading axis to a multiple of ``multiple`` by repeating its last item.
+
+    Repeating a real item (not zeros) keeps padded items valid inputs (indices stay in
+    range, masks stay consistent); the caller drops the padded results.
+
+    Args:
+      tree: a pytree of arrays (NumPy or JAX) sharing the leading axis ``[m, ...]``, ``m >= 1``.
+      multiple: the target multiple (e.g. :func:`mesh_size`).
+
+    Returns:
+      ``(padded_tree, m)``: leaves ``[ceil(m / multiple) * multiple, ...]``, and ``m``.
+
+    Example:
+      >>> padded, m = pad_leading(np.arange(5), 4)
+      >>> padded.tolist(), m
+      ([0, 1, 2, 3, 4, 4, 4, 4], 5)
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        raise ValueError("pad_leading needs at least one array.")
+    m = int(leaves[0].shape[0])
+    if m < 1:
+        raise ValueError("pad_leading needs a non-empty leading axis.")
+    total = -(-m // int(multiple)) * int(multiple)
+    if total == m:
+        return tree, m
+
+    def pad(x):
+        xp = jnp if isinstance(x, jax.Array) else np
+        reps = xp.broadcast_to(x[-1:], (total - m,) + tuple(x.shape[1:]))
+        return xp.concatenate([x, reps], axis=0)
+
+    return jax.tree.map(pad, tree), m
+
+
+def _gather_replicated(tree, mesh: Mesh):
+    return jax.tree.map(lambda y: jax.lax.with_sharding_constraint(y, replicated(mesh)), tree)
+
+
+def chunked_vmap(fn: Callable, *args, chunk_size: int | None = None, mesh: Mesh | None = None):
+    """Apply ``fn`` to every item along the leading axis of ``args``, in chunks (and shards).
+
+    Args:
+      fn: a function of one item of each argument (pytrees allowed). Arrays it closes
+        over are replicated to every device under ``mesh``.
       *args: pytrees whose leaves all share the leading axis ``[m, ...]``.
-      chunk_size: items per vmapped chunk (static). ``None`` or ``>= m`` means a
-        plain ``vmap`` over all items at once.
+      chunk_size: items per vmapped chunk (static), per device under ``mesh``. ``None``
+        or ``>= m`` means a plain ``vmap`` over all (local) items at once.
+      mesh: optional :class:`~jax.sharding.Mesh`: items are split over its devices
+        (:func:`shard_map`), each device runs the chunked loop on its slice, and the
+        results come back replicated. Item ``t`` is computed by the same code whether
+        or not a mesh is given; only the batch shape of the ``vmap`` may differ.
 
     Returns:
       ``fn``'s outputs stacked along a new leading axis ``[m, ...]``, identical to
@@ -36,9 +187,24 @@ def chunked_vmap(fn: Callable, *args, chunk_size: int | None = None):
     leaves = jax.tree.leaves(args)
     if not leaves:
         raise ValueError("chunked_vmap needs at least one array argument.")
-    m = leaves[0].shape[0]
     if chunk_size is not None and chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size}.")
+    mesh = check_mesh(mesh)
+    if mesh is not None:
+        return _sharded_vmap(fn, args, chunk_size, mesh)
+    m = leaves[0].shape[0]
     if chunk_size is None or chunk_size >= m:
         return jax.vmap(fn)(*args)
     return jax.lax.map(lambda a: fn(*a), args, batch_size=int(chunk_size))
+
+
+def _sharded_vmap(fn, args, chunk_size, mesh):
+    padded, m = pad_leading(args, mesh_size(mesh))
+    spec = sharded_spec(mesh)
+
+    def local(*local_args):
+        return chunked_vmap(fn, *local_args, chunk_size=chunk_size)
+
+    out = shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec)(*padded)
+    out = _gather_replicated(out, mesh)
+    return jax.tree.map(lambda y: y[:m], out)

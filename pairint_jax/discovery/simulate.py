@@ -46,6 +46,7 @@ import numpy as np
 from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery import acquisition as acq
 from pairint_jax.discovery import posterior as post
+from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
 
 __all__ = ["SimulationResult", "simulate", "simulate_many"]
 
@@ -318,9 +319,10 @@ def _make_round(policies, model, batch, n_init, first_random, reestimate, chunk_
 
 @functools.partial(
     jax.jit,
-    static_argnames=("policies", "model", "batch", "n_init", "first_random", "reestimate", "chunk_size"),
+    static_argnames=("policies", "model", "batch", "n_init", "first_random", "reestimate", "chunk_size", "mesh"),
 )
-def _run_rounds(consts, chains, carry, round_ids, *, policies, model, batch, n_init, first_random, reestimate, chunk_size):
+def _run_rounds(consts, chains, carry, round_ids, *, policies, model, batch, n_init, first_random, reestimate, chunk_size,
+                mesh=None):
     TRACE_COUNTS["rounds"] += 1
     round_fn = _make_round(policies, model, batch, n_init, first_random, reestimate, chunk_size)
 
@@ -330,7 +332,16 @@ def _run_rounds(consts, chains, carry, round_ids, *, policies, model, batch, n_i
 
         return jax.lax.scan(body, c, round_ids)
 
-    return jax.vmap(one_chain)(chains, carry)
+    def run(ch, c):
+        return jax.vmap(one_chain)(ch, c)
+
+    if mesh is None:
+        return run(chains, carry)
+    # Chains (policy x seed) are independent: split them over the devices, no communication.
+    # The carry stays sharded between calls; the per-round outputs come back replicated.
+    spec = sharded_spec(mesh)
+    carry, out = shard_map(run, mesh=mesh, in_specs=(spec, spec), out_specs=spec)(chains, carry)
+    return carry, jax.tree.map(lambda y: jax.lax.with_sharding_constraint(y, replicated(mesh)), out)
 
 
 def _initial_carry(keys, prob: _Problem, model, capacity):
@@ -351,7 +362,8 @@ def _initial_carry(keys, prob: _Problem, model, capacity):
     return (tile(jnp.asarray(taken)), jax.tree.map(tile, obs), states, zeros, zeros)
 
 
-def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma_scale, lam, beta, reestimate, chunk_size, progress, desc):
+def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma_scale, lam, beta, reestimate, chunk_size, progress, desc,
+                 mesh=None):
     n_init = len(prob.init_pairs)
     capacity = n_init + rounds * batch
     first_random = n_init == 0
@@ -364,8 +376,11 @@ def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma
     k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
     carry = _initial_carry(k_init, prob, model, capacity)
     chains = (k_rounds, jnp.asarray(codes, jnp.int32))
+    n_chains = len(codes)
+    if mesh is not None:  # pad the chains to whole shards by repeating the last one; dropped below
+        (chains, carry), _ = pad_leading((chains, carry), mesh_size(mesh))
     static = dict(policies=policies, model=model, batch=batch, n_init=n_init,
-                  first_random=first_random, reestimate=reestimate, chunk_size=chunk_size)
+                  first_random=first_random, reestimate=reestimate, chunk_size=chunk_size, mesh=mesh)
     t0 = time.perf_counter()
     if not progress:
         carry, out = _run_rounds(consts, chains, carry, jnp.arange(rounds, dtype=jnp.int32), **static)
@@ -380,6 +395,7 @@ def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma
         bar.close()
         out = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts)
     jax.block_until_ready(carry)
+    out = jax.tree.map(lambda y: np.asarray(y)[:n_chains], out)
     return out, time.perf_counter() - t0
 
 
@@ -423,12 +439,19 @@ def simulate_many(
     chunk_size: int | None = None,
     progress: bool = False,
     policy_options: dict | None = None,
+    mesh=None,
 ) -> dict[str, SimulationResult]:
     """Simulate several policies on the same matrix and seeds, model-based ones in one program.
 
     Same arguments as :func:`simulate`, with ``policies`` a sequence of names and
     ``policy_options`` a dict ``{policy: {option: value}}`` (``ids``: ``lam``,
     ``reestimate``, ``chunk_size``; ``ucb``: ``beta``).
+
+    With ``mesh`` (a :class:`jax.sharding.Mesh`), the chains of each program (policies x
+    seeds) are split over the mesh's devices (``shard_map``; padded to a multiple of the
+    device count by repeating the last chain); each chain runs the same code as without a
+    mesh, so the curves agree with the single-device run (to float32 round-off of the
+    vmapped batch shape: see ``tests/test_parallel_mesh.py``).
 
     Returns:
       ``{policy: SimulationResult}`` in the order given.
@@ -449,6 +472,7 @@ def simulate_many(
     if unknown:
         raise ValueError(f"policy_options given for {unknown}, which are not among policies {policies}.")
     opts = {p: acq.check_policy(p, policy_options.get(p, {})) for p in policies}
+    mesh = check_mesh(mesh)
     _check_common(seeds, {"lr": lr, "sigma_scale": sigma_scale})
     prob = _problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)
     n = prob.r.shape[0]
@@ -464,7 +488,8 @@ def simulate_many(
             chunk = opts[p]["chunk_size"]
     settings = dict(rounds=rounds, batch=batch, seeds=seeds, rank=rank, steps=steps, num_samples=num_samples,
                     lr=lr, sigma_scale=sigma_scale, link=model.link, offset=offset, standardize=standardize,
-                    elbo=model.elbo, nonnegative=nonnegative, n=n, n_initial=len(prob.init_pairs), chunk_size=chunk)
+                    elbo=model.elbo, nonnegative=nonnegative, n=n, n_initial=len(prob.init_pairs), chunk_size=chunk,
+                    devices=1 if mesh is None else mesh_size(mesh))
 
     groups = []
     model_based = tuple(p for p in policies if p != "random")
@@ -479,6 +504,7 @@ def simulate_many(
         out, wall = _run_program(
             prob, group, gkeys, codes, model=model, batch=batch, rounds=rounds, lr=lr, sigma_scale=sigma_scale,
             lam=lam, beta=beta, reestimate=reestimate, chunk_size=chunk, progress=progress, desc="+".join(group),
+            mesh=mesh,
         )
         for g, name in enumerate(group):
             sl = slice(g * seeds, (g + 1) * seeds)
@@ -523,6 +549,7 @@ def simulate(
     nonnegative: bool = False,
     chunk_size: int | None = None,
     progress: bool = False,
+    mesh=None,
     **policy_options,
 ) -> SimulationResult:
     """Run a policy on a known reward matrix: ``seeds`` campaigns of ``rounds x batch`` pairs.
@@ -553,6 +580,8 @@ def simulate(
         :class:`~pairint_jax.discovery.posterior.LowRankModel`.
       chunk_size: rows of ``R`` per block in the acquisition (None: automatic).
       progress: show a progress bar over rounds.
+      mesh: optional :class:`jax.sharding.Mesh`: the seeds run split over its devices
+        (see :func:`simulate_many`).
       **policy_options: ``lam=2.0`` and ``reestimate=False`` for IDS, ``beta=1.0`` for UCB.
 
     Returns:
@@ -569,7 +598,7 @@ def simulate(
         reward_matrix, (policy,), rounds=rounds, batch=batch, seeds=seeds, key=key, known=known,
         observed=observed, rank=rank, steps=steps, num_samples=num_samples, lr=lr, sigma_scale=sigma_scale,
         link=link, offset=offset, standardize=standardize, elbo=elbo, nonnegative=nonnegative, chunk_size=chunk_size,
-        progress=progress,
+        progress=progress, mesh=mesh,
         policy_options={policy: policy_options} if policy_options else None,
     )
     return out[policy]

@@ -23,6 +23,7 @@ import numpy as np
 
 from pairint_jax.nre.encoders import Critic, make_encoder
 from pairint_jax.nre.train import nre_trainer, stratified_split, train_loop
+from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
 from pairint_jax.stats.smile import _smile_core
 
 __all__ = ["TrainedNRE", "fit_nre", "nre_kl_all", "DEFAULTS"]
@@ -77,9 +78,11 @@ class TrainedNRE:
         x = jnp.asarray(x, jnp.float32)
         return (x - jnp.asarray(self.shift)) / jnp.asarray(self.scale)
 
-    def features(self, x, *, batch_size: int = 1024) -> jax.Array:
-        """Encoder features ``[N, h]`` in evaluation mode."""
-        return _batched_apply(self.model, self.variables, self._prep(x), batch_size=int(batch_size), method="features")
+    def features(self, x, *, batch_size: int = 1024, mesh=None) -> jax.Array:
+        """Encoder features ``[N, h]`` in evaluation mode (batches split over ``mesh``'s devices if given)."""
+        return _batched_apply(
+            self.model, self.variables, self._prep(x), batch_size=int(batch_size), method="features", mesh=check_mesh(mesh)
+        )
 
     def logits(self, x, *, batch_size: int = 1024) -> jax.Array:
         """Critic outputs ``f(x, c)`` for all classes, ``[N, C]``, in evaluation mode."""
@@ -91,8 +94,8 @@ class TrainedNRE:
         return lg[:, g] - lg[:, ref]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "batch_size", "method"))
-def _batched_apply(model, variables, x, *, batch_size, method):
+@functools.partial(jax.jit, static_argnames=("model", "batch_size", "method", "mesh"))
+def _batched_apply(model, variables, x, *, batch_size, method, mesh=None):
     n = x.shape[0]
     bs = max(1, min(batch_size, n))
     n_b = -(-n // bs)
@@ -101,7 +104,13 @@ def _batched_apply(model, variables, x, *, batch_size, method):
     def one(xb):
         return model.apply(variables, xb, train=False, method=method)
 
-    out = jax.lax.map(one, xp)
+    if mesh is None:
+        out = jax.lax.map(one, xp)
+    else:  # data-parallel evaluation: the batches split over the devices, the weights replicated
+        xp, _ = pad_leading(xp, mesh_size(mesh))
+        spec = sharded_spec(mesh)
+        out = shard_map(lambda xb: jax.lax.map(one, xb), mesh=mesh, in_specs=spec, out_specs=spec)(xp)
+        out = jax.lax.with_sharding_constraint(out, replicated(mesh))[:n_b]
     return out.reshape((n_b * bs,) + out.shape[2:])[:n]
 
 
@@ -290,7 +299,28 @@ def smile_readout(feat_p, feat_q, class_q, idx_q, mask_q, W, tau):
     return jax.vmap(_smile_core, in_axes=(1, 0, None, None, 0))(f_p, f_q, tau, mask_p, mask_q)
 
 
-def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size: int = 1024) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("mesh",))
+def _smile_readout_sharded(feat_p, feat_q, idx_q, mask_q, W, tau, *, mesh):
+    """:func:`smile_readout` with the classes split over ``mesh``: each device computes
+    ``f_p`` (``[n0, C / D]``), ``f_q`` and SMILE for its own classes."""
+    dWt = (W[:, :1] - W).T  # [C, h]
+    (dWt, idx_q, mask_q), n_classes = pad_leading((dWt, idx_q, mask_q), mesh_size(mesh))
+    spec, rep = sharded_spec(mesh), jax.sharding.PartitionSpec()
+
+    def local(fp, fq, t, dw, idx, mask):
+        f_p = jnp.matmul(fp, dw.T, precision=jax.lax.Precision.HIGHEST)  # [n0, c]
+        f_rows = jnp.sum(fq[idx] * dw[:, None, :], axis=2)  # [c, m]
+        f_q = jnp.where(mask, f_rows, 0.0)
+        mask_p = jnp.ones(fp.shape[:1], bool)
+        return jax.vmap(_smile_core, in_axes=(1, 0, None, None, 0))(f_p, f_q, t, mask_p, mask)
+
+    out = shard_map(local, mesh=mesh, in_specs=(rep, rep, rep, spec, spec, spec), out_specs=spec)(
+        feat_p, feat_q, tau, dWt, idx_q, mask_q
+    )
+    return jax.lax.with_sharding_constraint(out, replicated(mesh))[:n_classes]
+
+
+def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size: int = 1024, mesh=None) -> jax.Array:
     """``KL(p0 || pg)`` for every class ``g`` by SMILE on held-out samples.
 
     ``f(x) = f(x, 0) - f(x, g)`` estimates ``log p0(x)/pg(x)``; ``p`` are the chosen
@@ -303,6 +333,8 @@ def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size
       rows: ``[N]`` bool, the rows to evaluate on; default ``trained.heldout`` (then
         ``x``/``labels`` must be the training data, same order).
       batch_size: rows per encoder batch.
+      mesh: optional :class:`jax.sharding.Mesh`: encoder batches and then the classes
+        of the readout are split over its devices (same estimates to float32 round-off).
 
     Returns:
       ``[C]`` estimates (NaN for a class with no chosen rows).
@@ -330,8 +362,13 @@ def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size
     cls = labels[sel]
     if not (cls == 0).any():
         raise ValueError("no control rows to evaluate on: SMILE needs samples of p0 (class 0).")
-    feats = trained.features(np.asarray(x)[sel], batch_size=batch_size)
+    mesh = check_mesh(mesh)
+    feats = trained.features(np.asarray(x)[sel], batch_size=batch_size, mesh=mesh)
     is0 = np.flatnonzero(cls == 0)
     idx, mask = _padded_index(cls, trained.n_classes)
-    kl = smile_readout(feats[is0], feats, jnp.asarray(cls, jnp.int32), jnp.asarray(idx), jnp.asarray(mask), trained.W, tau)
+    if mesh is None:
+        kl = smile_readout(feats[is0], feats, jnp.asarray(cls, jnp.int32), jnp.asarray(idx), jnp.asarray(mask), trained.W, tau)
+    else:
+        kl = _smile_readout_sharded(feats[is0], feats, jnp.asarray(idx), jnp.asarray(mask), trained.W,
+                                    jnp.asarray(tau, jnp.float32), mesh=mesh)
     return jnp.where(jnp.asarray(mask.any(axis=1)), kl, jnp.nan)

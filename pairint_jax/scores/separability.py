@@ -47,7 +47,7 @@ def _needed_groups(screen: Screen) -> np.ndarray:
     return np.unique(np.concatenate([pg[:, 0], pg[:, 2], pg[:, 3]])).astype(np.int64)
 
 
-def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_duplicates):
+def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_duplicates, mesh=None):
     """KL per group (NaN where not estimated), duplicates per group, reason per group."""
     G = screen.n_groups
     kl = np.full(G, np.nan)
@@ -75,7 +75,7 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_
         x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
         # Fast pass without duplicate slack; conditions where exact duplicates were met
         # are redone with max_duplicates (rare: continuous readouts have none).
-        kw = dict(k=k, dim=dim, chunk_size=chunk_size, block_size=block_size)
+        kw = dict(k=k, dim=dim, chunk_size=chunk_size, block_size=block_size, mesh=mesh)
         mask = jnp.asarray(mask)
         res = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=0, **kw)
         kl_b, dup_b, valid_b = (np.asarray(v) for v in res)
@@ -97,7 +97,7 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_
 
 
 def _nre_condition_kls(screen, *, key, encoder, encoder_kwargs, tau, epochs, batch_size, learning_rate, val_fraction,
-                       marginal, model, eval_on, progress, select):
+                       marginal, model, eval_on, progress, select, mesh=None):
     counts = screen.counts
     classes = np.flatnonzero(counts >= MIN_OBSERVATIONS)  # group 0 (control) always qualifies
     class_of_group = np.full(screen.n_groups, -1, np.int64)
@@ -137,7 +137,7 @@ def _nre_condition_kls(screen, *, key, encoder, encoder_kwargs, tau, epochs, bat
         eval_rows = np.ones(len(labels), bool)
     else:
         raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
-    kl_cls = np.asarray(nre_kl_all(trained, x, labels, tau=tau, rows=eval_rows), np.float64)
+    kl_cls = np.asarray(nre_kl_all(trained, x, labels, tau=tau, rows=eval_rows, mesh=mesh), np.float64)
     kl = np.full(screen.n_groups, np.nan)
     kl[classes] = kl_cls
     why = np.full(screen.n_groups, "", dtype=object)
@@ -183,6 +183,7 @@ def separability_scores(
     chunk_size: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 8,
+    mesh=None,
 ) -> PairScores:
     r"""Separability score of every pair: ``S_ij = |KL(p0||pi) + KL(p0||pj) - KL(p0||pij)|``.
 
@@ -221,6 +222,10 @@ def separability_scores(
       max_duplicates: (knn) exact copies of a point the duplicate guard can skip (see
         :mod:`pairint_jax.stats.knn`); conditions are first scored without this slack
         and only those where duplicates were met are redone with it. Default 8.
+      mesh: optional :class:`jax.sharding.Mesh`. ``"knn"``: the conditions are split over
+        its devices. ``"nre"``: the encoder evaluation (batches) and the SMILE readout
+        (classes) are split over its devices; the training itself runs on one device.
+        Scores equal the single-device ones to float32 round-off (``rtol`` 1e-5).
 
     Returns:
       :class:`~pairint_jax.PairScores` (``test="separability"``) with columns
@@ -255,7 +260,7 @@ def separability_scores(
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(
             screen, k=int(k), dim=dim, chunk_size=chunk_size, block_size=block_size, progress=progress,
-            max_duplicates=int(max_duplicates),
+            max_duplicates=int(max_duplicates), mesh=mesh,
         )
         d_used = int(np.prod(screen.feature_shape)) if dim is None else dim
         settings.update(k=int(k), dim=d_used, n_duplicates={screen.conditions[g]: int(n_dup[g]) for g in np.flatnonzero(n_dup)})
@@ -271,7 +276,7 @@ def separability_scores(
         kl, why, trained = _nre_condition_kls(
             screen, key=key, encoder=encoder, encoder_kwargs=encoder_kwargs, tau=tau, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, val_fraction=val_fraction, marginal=marginal,
-            model=model, eval_on=eval_on, progress=progress, select=select,
+            model=model, eval_on=eval_on, progress=progress, select=select, mesh=mesh,
         )
         settings.update(
             tau=float(tau), encoder=trained.config["encoder"], encoder_kwargs=dict(trained.config["encoder_kwargs"]),

@@ -45,6 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
+
 #: Trace counts of the compiled kernels (tests check that a second call does not retrace).
 _TRACES: collections.Counter = collections.Counter()
 
@@ -358,6 +360,7 @@ def knn_kl_all(
     chunk_size: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 2,
+    mesh=None,
 ) -> KnnKL:
     """``KL(P || Q_g)`` for every group ``g`` at once, sharing ``P``'s neighbour search.
 
@@ -380,6 +383,9 @@ def knn_kl_all(
       block_size: rows of ``P`` per block (static); default so that ``block_size * n``
         is about 2^27 (at least 64 rows).
       max_duplicates: as in :func:`knn_kl`.
+      mesh: optional :class:`jax.sharding.Mesh`: the groups are split over its devices
+        (``shard_map``; ``P`` replicated), ``chunk_size`` then counts groups per device.
+        Each group's estimate is computed by the same code as without a mesh.
 
     Returns:
       :class:`KnnKL` with ``kl``, ``n_duplicates`` and ``valid`` of shape ``[G]``;
@@ -415,16 +421,32 @@ def knn_kl_all(
     _check_counts_concrete(mask_p, k + 1, "x_p (samples of P)", k)
     dim = jnp.asarray(d if dim is None else dim, dtype)
     kk = k + _check_slack(max_duplicates)
+    mesh = check_mesh(mesh)
+    g_local = G if mesh is None else -(-G // mesh_size(mesh))
     if block_size is None:
         block_size = max(64, _AUTO_BLOCK_ELEMENTS // max(n, m, 1))
     block_size = int(min(block_size, n))
     if chunk_size is None:  # distances [B, c, m] plus refined candidates [B, c, kk, d]
         chunk_size = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * (m + kk * d))))
-    chunk_size = int(min(chunk_size, G))
-    return _knn_kl_all(
-        x_p, x_groups, mask_p, mask_groups, dim,
-        k=k, chunk_size=int(chunk_size), block_size=block_size, slack=_check_slack(max_duplicates),
-    )
+    chunk_size = int(min(chunk_size, g_local))
+    statics = dict(k=k, chunk_size=int(chunk_size), block_size=block_size, slack=_check_slack(max_duplicates))
+    if mesh is None:
+        return _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, **statics)
+    (xg, mg), _ = pad_leading((x_groups, mask_groups), mesh_size(mesh))
+    out = _knn_kl_all_sharded(x_p, xg, mask_p, mg, dim, mesh=mesh, **statics)
+    return KnnKL(*(v[:G] for v in out))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "chunk_size", "block_size", "slack", "mesh"))
+def _knn_kl_all_sharded(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block_size, slack, mesh) -> KnnKL:
+    """:func:`_knn_kl_all` with the groups split over ``mesh`` (``P`` and ``dim`` replicated)."""
+    spec = sharded_spec(mesh)
+
+    def local(xg, mg):
+        return tuple(_knn_kl_all(x_p, xg, mask_p, mg, dim, k=k, chunk_size=chunk_size, block_size=block_size, slack=slack))
+
+    out = shard_map(local, mesh=mesh, in_specs=(spec, spec), out_specs=spec)(x_groups, mask_groups)
+    return KnnKL(*(jax.lax.with_sharding_constraint(v, replicated(mesh)) for v in out))
 
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "block_size", "slack"))
