@@ -60,6 +60,8 @@ _TILE_VALUES = {"cpu": 1 << 22}
 _TILE_VALUES_DEFAULT = 1 << 26
 #: Flat pair indices ``i * n + j`` are int32.
 MAX_N = 46340
+#: Incremented when a pass is traced (tests check that a second round does not recompile).
+TRACE_COUNTS = {"best": 0, "select": 0}
 
 
 class TiledBatch(NamedTuple):
@@ -139,7 +141,7 @@ def _exclusion_table(exclude, n: int, t: int, nt: int) -> np.ndarray | None:
     tid = _tile_id(lo // t, hi // t, nt)
     n_tiles = nt * (nt + 1) // 2
     counts = np.bincount(tid, minlength=n_tiles)
-    kt = 1 << max(0, int(counts.max()) - 1).bit_length()  # a power of two: few compiled shapes
+    kt = max(8, 1 << max(0, int(counts.max()) - 1).bit_length())  # a power of two >= 8: few compiled shapes
     order = np.argsort(tid, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)])
     slot = np.arange(len(tid)) - starts[tid[order]]
@@ -194,6 +196,7 @@ def _scan_tiles(body, carry, tiles, ok, excl):
 
 def _best_local(carry, fs, tiles, ok, excl, rem, *, t, n, dense, link):
     """Pass 1 over some tiles: per sample, (best value, its flat pair index, all finite)."""
+    TRACE_COUNTS["best"] += 1
 
     def body(c, bi, bj, tok, ex):
         best_val, best_idx, finite = c
@@ -255,6 +258,7 @@ def _empty_buffer(b: int):
 
 def _select_local(carry, fs, tiles, ok, excl, rem, stats, key, *, t, n, dense, link, b, mode):
     """Pass 2 over some tiles: the running top-``b`` (invalid, Psi, Delta, flat) buffer."""
+    TRACE_COUNTS["select"] += 1
     kt = min(b, t * t)
 
     def body(c, bi, bj, tok, ex):

@@ -1,0 +1,108 @@
+"""Sharded == single-device, on 8 virtual CPU devices.
+
+Not collected on its own (the name does not start with ``test_``):
+``tests/test_parallel_mesh.py`` runs this file in a subprocess with
+``XLA_FLAGS=--xla_force_host_platform_device_count=8``, which must be set before JAX
+starts. To run it by hand::
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m pytest tests/mesh_cases.py -q
+
+Tolerances: every chosen pair, k-NN KL and disjointedness score is compared exactly
+where the sharded program reproduces the single-device numbers bit for bit (observed
+on CPU), otherwise to the float32 round-off stated at each assertion (a shard's
+program is compiled separately, so XLA may fuse and sum in another order).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pairint_jax as pj
+from pairint_jax.discovery.posterior import FactorSamples
+from pairint_jax.discovery.tiled import ids_tiled
+from pairint_jax.parallel import chunked_vmap, make_mesh, mesh_size
+
+N_DEVICES = 8
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    if len(jax.devices()) != N_DEVICES:
+        raise RuntimeError(
+            f"mesh_cases.py needs {N_DEVICES} devices, found {len(jax.devices())}: run it with "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={N_DEVICES} (tests/test_parallel_mesh.py does)."
+        )
+    return make_mesh()
+
+
+def test_chunked_vmap_sharded_equals_unsharded(mesh):
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.normal(size=(13, 5)), jnp.float32)  # 13: not a multiple of 8 devices
+    w = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+
+    def f(x, i):
+        return {"y": jnp.tanh(x @ w), "i": i * 2}
+
+    ref = chunked_vmap(f, a, jnp.arange(13), chunk_size=2)
+    out = jax.jit(lambda a, i: chunked_vmap(f, a, i, chunk_size=2, mesh=mesh))(a, jnp.arange(13))
+    assert mesh_size(mesh) == N_DEVICES and out["y"].shape == (13, 3)
+    np.testing.assert_allclose(out["y"], ref["y"], rtol=1e-6)
+    np.testing.assert_array_equal(out["i"], ref["i"])
+
+
+def test_ids_round_sharded_equals_single_device(mesh):
+    # K = 60 (padded to 64 over 8 devices), n = 37 (not a multiple of the tile), 21 tiles.
+    rng = np.random.default_rng(1)
+    n, k, m = 37, 60, 3
+    u = rng.normal(size=(n, m)) + 0.7 * rng.normal(size=(k, n, m))
+    v = rng.normal(size=(n, m)) + 0.7 * rng.normal(size=(k, n, m))
+    s = FactorSamples(jnp.asarray(u, jnp.float32), jnp.asarray(v, jnp.float32), jnp.zeros(k), jnp.float32(0.0),
+                      jnp.float32(1.0))
+    iu = np.stack(np.triu_indices(n, 1), 1)
+    obs = iu[rng.choice(len(iu), 80, replace=False)]
+    one = ids_tiled(s, batch=25, exclude=obs, tile_size=8)
+    many = ids_tiled(s, batch=25, exclude=obs, tile_size=8, mesh=mesh)
+    np.testing.assert_array_equal(many.pairs, one.pairs)
+    np.testing.assert_allclose(many.score, one.score, rtol=1e-6)  # float32 round-off of the shard programs
+    assert (many.n_valid, many.n_groups) == (one.n_valid, one.n_groups) and one.n_groups > 1
+
+
+def test_simulate_sharded_equals_single_device(mesh):
+    # 3 seeds = 3 chains (padded to 8 over the devices), IDS inside every round.
+    r = np.random.default_rng(2).normal(size=(12, 2))
+    reward = r @ r.T
+    kw = dict(rounds=2, batch=3, seeds=3, steps=30, num_samples=16, key=jax.random.key(0))
+    one = pj.simulate(reward, "ids", **kw)
+    many = pj.simulate(reward, "ids", mesh=mesh, **kw)
+    np.testing.assert_array_equal(many.chosen, one.chosen)
+    np.testing.assert_array_equal(many.top5_fraction, one.top5_fraction)
+    np.testing.assert_allclose(many.regret, one.regret, rtol=1e-6)
+    # the ELBO after 30 Adam steps: float32 round-off of the vmapped batch shape
+    np.testing.assert_allclose(many.fit_loss, one.fit_loss, rtol=1e-4)
+    assert many.settings["devices"] == N_DEVICES
+
+
+@pytest.fixture(scope="module")
+def sep_screen():
+    screen, _ = pj.synthetic.separability_tabular(jax.random.key(0), n_per_condition=120)
+    return screen
+
+
+def test_separability_knn_sharded_equals_single_device(mesh, sep_screen):
+    one = pj.separability_scores(sep_screen, estimator="knn")
+    many = pj.separability_scores(sep_screen, estimator="knn", mesh=mesh)
+    np.testing.assert_allclose(many.score, one.score, rtol=1e-6)
+    for col in ("kl_a", "kl_b", "kl_ab"):
+        np.testing.assert_allclose(many.columns[col], one.columns[col], rtol=1e-6)
+
+
+def test_separability_smile_readout_sharded_equals_single_device(mesh, sep_screen):
+    one = pj.separability_scores(sep_screen, estimator="nre", epochs=1, batch_size=128)
+    trained = one.settings["nre_model"]
+    many = pj.separability_scores(sep_screen, estimator="nre", model=trained, mesh=mesh)
+    # the readout's float32 matmul and sums in per-shard programs: 1e-5 relative on KLs of order 1
+    np.testing.assert_allclose(many.columns["kl_ab"], one.columns["kl_ab"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(many.score, one.score, rtol=1e-5, atol=1e-5)
