@@ -1,6 +1,6 @@
 """Active discovery on real interaction matrices: the paper's protocol (Fig. 6) on SLKB and Norman.
 
-    python benchmarks/real_discovery.py                     # full protocol (about 15 min on a 2-core CPU)
+    python benchmarks/real_discovery.py                     # full protocol (40 min on a loaded 2-core CPU)
     python benchmarks/real_discovery.py --quick             # 20 rounds, 3 seeds, 1,000 SVI steps, K = 300
     python benchmarks/real_discovery.py --markdown notes/real_discovery.md --plot-dir out/
 
@@ -142,7 +142,7 @@ def run(args) -> tuple[str, dict]:
                 f"K = {args.num_samples} samples; first round random")
     lines += ["# Active discovery on real matrices (`benchmarks/real_discovery.py`)", "",
               f"Settings: {settings}. Device: {jax.devices()[0].platform}; jax {jax.__version__}.",
-              f"CORUM: {corum if corum else 'not found (CORUM columns omitted)'}.",
+              f"CORUM: {corum.name if corum else 'not found (CORUM columns omitted)'}.",
               "Each cell: mean [min, max] over seeds. Regret: cumulative, against the oracle taking the best "
               "remaining pairs each round (in reward units). Known pairs: counted among all pairs chosen so far; "
               "`chance` is the expectation of a uniformly random choice of that many pairs.", ""]

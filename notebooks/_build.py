@@ -27,6 +27,8 @@ SOURCES = {
     "01_quickstart": "_nb01",
     "02_paper_synthetic": "_nb02",
     "03_real_screens": "_nb03",
+    "04_active_discovery": "_nb04",
+    "05_lab_campaign": "_nb05",
 }
 
 
