@@ -156,7 +156,7 @@ def run_demo(out_dir: str | pathlib.Path, config: DemoConfig | None = None, *, e
         with step(f"score {name}"):
             res = fn()
         results[name] = res
-        save_scores(res, out, name, title=title, groups=groups, highlight=true_pairs)
+        save_scores(res, out, name, title=title, groups=groups, highlight=true_pairs, highlight_label="true interaction")
         m = res.matrix
         auc = _auroc(m[iu, ju], truth[iu, ju])
         top = res.top(max(len(true_pairs), 1))
@@ -224,7 +224,7 @@ def _separability_d11_section(pj, cfg, out, rows, metrics, echo):
         seconds = time.perf_counter() - t0
         name = f"d11_separability_{est}"
         title = f"D.1.1 separability, {'k-NN KL' if est == 'knn' else 'NRE + SMILE'}"
-        save_scores(res, out, name, title=title, highlight=true_pairs)
+        save_scores(res, out, name, title=title, highlight=true_pairs, highlight_label="true interaction")
         top2 = {tuple(sorted(p)) for p in zip(res.top(2).a, res.top(2).b)}
         ok = top2 == set(true_pairs)
         metrics[f"d11_top2_{est}"] = float(ok)

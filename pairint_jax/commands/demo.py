@@ -32,11 +32,18 @@ __all__ = ["COMMANDS"]
               help="Discovery rounds (default: enough to measure about 35% of the pairs).")
 @click.option("--batch", type=click.IntRange(min=1), default=10, show_default=True, help="Pairs chosen per round.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Discovery repetitions.")
+@click.option("--discovery-perturbations", type=click.IntRange(min=4), default=50, show_default=True,
+              help="Discovery runs on the screen's own scores when it has at least this many perturbations, else on "
+                   "a latent-factor screen of this size.")
+@click.option("--svi-steps", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Discovery: SVI steps per posterior fit (library default 5000).")
+@click.option("--posterior-samples", type=click.IntRange(min=2), default=300, show_default=True,
+              help="Discovery: posterior samples per round (library default 1000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the screen and of every random step.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal).")
 @device_option
-def demo(out_dir, screen, n_perturbations, n_per_condition, dim, permutations, nre, discovery, rounds, batch, seeds, seed,
-         progress, device):
+def demo(out_dir, screen, n_perturbations, n_per_condition, dim, permutations, nre, discovery, rounds, batch, seeds,
+         discovery_perturbations, svi_steps, posterior_samples, seed, progress, device):
     """Run the whole pipeline on a built-in synthetic screen and write a report.
 
     \b
@@ -54,7 +61,8 @@ def demo(out_dir, screen, n_perturbations, n_per_condition, dim, permutations, n
     click.echo(f"pairint demo on {dev}")
     cfg = DemoConfig(screen=screen, n_perturbations=n_perturbations, n_per_condition=n_per_condition, dim=dim,
                      seed=seed, permutations=permutations, nre=nre, discovery=discovery, rounds=rounds, batch=batch,
-                     seeds=seeds, progress=progress)
+                     seeds=seeds, discovery_min_n=discovery_perturbations, svi_steps=svi_steps,
+                     posterior_samples=posterior_samples, progress=progress)
     t0 = time.perf_counter()
     try:
         out = run_demo(out_dir, cfg, echo=click.echo)

@@ -68,7 +68,8 @@ def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts
     raise click.BadParameter(f"unknown test {test!r}; choose from {TESTS}.")
 
 
-def save_scores(res, out: pathlib.Path, name: str, *, title: str, groups=None, highlight=()) -> tuple[pathlib.Path, pathlib.Path]:
+def save_scores(res, out: pathlib.Path, name: str, *, title: str, groups=None, highlight=(),
+                highlight_label: str = "highlighted pair") -> tuple[pathlib.Path, pathlib.Path]:
     """Write ``<name>.csv`` (the tidy table) and ``<name>.png`` (the heatmap) into ``out``."""
     import matplotlib
 
@@ -79,7 +80,7 @@ def save_scores(res, out: pathlib.Path, name: str, *, title: str, groups=None, h
     csv = out / f"{name}.csv"
     png = out / f"{name}.png"
     res.to_frame().to_csv(csv, index=False)
-    fig = plot_pair_heatmap(res, groups=groups, highlight=list(highlight), title=title)
+    fig = plot_pair_heatmap(res, groups=groups, highlight=list(highlight), title=title, highlight_label=highlight_label)
     fig.savefig(png, dpi=130)
     import matplotlib.pyplot as plt
 
