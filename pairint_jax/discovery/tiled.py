@@ -15,24 +15,28 @@ then ``Delta``, then the pair index) without any array larger than one tile:
   value, the pair reaching it (ties: the lower pair index) and whether all its values
   on remaining pairs are finite. Samples are sharded across the mesh.
 * **host step**: the distinct optimal actions ``b`` of the valid samples (``B`` of them,
-  ``B <= K``) give a one-hot matrix ``H [K, B]`` (padded to a power of two: few
-  compiled shapes) and ``p_b = c_b / W``.
+  ``B <= K``) and their counts ``c_b``, ``p_b = c_b / W``. The groups with two or more
+  samples (``B_2 <= K / 2`` of them) give a one-hot matrix ``H [K, B_2]`` (padded to a
+  power of two: few compiled shapes).
 * **pass 2** (``Delta``, ``v`` and the batch): a scan over tiles, sharded across the
   mesh, computes for each tile the moments over samples of the values centred by a
   reference sample (``rc = R - R_ref``, as in ``acquisition``), the gaps
-  ``Delta(a) = mean_s (R_s(a*_s) - R_s(a))``, and the group sums as one matrix
-  product ``S = H^T rc`` (``[B, K] x [K, T^2]``, full float32), so that
-  ``v(a) = sum_b p_b (S_b(a) / c_b - mean_s rc_s(a))^2``. A running top-``b`` over
+  ``Delta(a) = mean_s (R_s(a*_s) - R_s(a))``, and
+  ``v(a) = sum_b p_b (S_b(a) / c_b - mean_s rc_s(a))^2`` with the group sums
+  ``S_b = sum_{s: a*_s = b} rc_s``: a one-sample group's term is elementwise
+  (``(w_s / W) (rc_s - mean)^2``), the others' sums are one matrix product
+  ``S = H^T rc`` (``[B_2, K] x [K, T^2]``, full float32). A running top-``b`` over
   tiles (``lax.top_k`` then a lexicographic ``lax.sort`` of the ``2b`` survivors) keeps
   the batch; the devices' ``b`` survivors are merged at the end.
 
 Memory (per device): the factors ``2 K n m`` floats (replicated), one tile's values
 and their temporaries (a few times ``K T^2`` floats; ``T`` is chosen so that
-``K T^2`` is about 2^22 values on CPU and 2^26 on accelerators), ``B T^2`` floats for
-the group sums and the excluded-pair table. Work: ``8 K m + 2 K B + O(K)`` flops per
-pair in the two passes.
+``K T^2`` is about 2^22 values on CPU and 2^26 on accelerators), ``B_2 T^2`` floats for
+the group sums and the excluded-pair table. Work: ``8 K m + 2 K B_2 + O(K)`` flops per
+pair in the two passes (``B_2`` is 0 when every sample has its own optimum and at most
+``K / 2``).
 
-Equivalence: the same batch as ``acquisition.ids`` (``tests/test_parallel_mesh.py``
+Equivalence: the same batch as ``acquisition.ids`` (``tests/test_discovery_tiled.py``
 checks every pick and its ``Psi`` to ``rtol = 1e-5``); with a mesh, the same batch as
 without (each tile is computed by the same code on one device; the merge is a total
 order).
@@ -75,6 +79,8 @@ class TiledBatch(NamedTuple):
       n_valid: number of posterior samples used (finite on every remaining pair).
       fallback: True when no sample was valid and the batch is uniformly random.
       n_groups: ``B``, the number of distinct optimal actions over the valid samples.
+      n_columns: columns of the one-hot group matrix: the groups with two or more samples,
+        padded to a power of two (the ``2 K B`` flops per pair use this ``B``).
       tile_size: ``T``.
       n_tiles: tiles of the upper triangle (before padding to the mesh).
     """
@@ -85,6 +91,7 @@ class TiledBatch(NamedTuple):
     n_valid: int
     fallback: bool
     n_groups: int
+    n_columns: int
     tile_size: int
     n_tiles: int
 
@@ -161,7 +168,8 @@ def _values(fs, bi, bj, t: int, dense: bool, link: str):
     vb = jax.lax.dynamic_slice_in_dim(fs["v"], bi * t, t, axis=1)
     uc = jax.lax.dynamic_slice_in_dim(fs["u"], bj * t, t, axis=1)
     vc = jax.lax.dynamic_slice_in_dim(fs["v"], bj * t, t, axis=1)
-    f = 0.5 * (jnp.einsum("kbm,kjm->kbj", ub, vc) + jnp.einsum("kbm,kjm->kbj", vb, uc))
+    # u_i.v_j + v_i.u_j as one product with inner dimension 2m: one [K, T, T] output, not two
+    f = 0.5 * jnp.einsum("kbm,kjm->kbj", jnp.concatenate([ub, vb], -1), jnp.concatenate([vc, uc], -1))
     f = f + fs["offset"][:, None, None]
     return fs["shift"] + fs["scale"] * _link(link, f)
 
@@ -268,7 +276,7 @@ def _select_local(carry, fs, tiles, ok, excl, rem, stats, key, *, t, n, dense, l
             u = jax.random.uniform(jax.random.fold_in(key, bi * (n + 1) + bj), (t, t))
             psi, delta = -u, jnp.zeros((t, t), jnp.float32)
         else:
-            w, ref, best_val, onehot, p_g, inv_c, n_groups, lam = stats
+            w, single, ref, best_val, onehot, p_g, inv_c, n_groups, lam = stats
             r = _values(fs, bi, bj, t, dense, link)
             k = r.shape[0]
             wsum = jnp.maximum(jnp.sum(w), 1.0)
@@ -280,9 +288,12 @@ def _select_local(carry, fs, tiles, ok, excl, rem, stats, key, *, t, n, dense, l
             mean_c = jnp.sum(ww * rc, 0) / wsum
             gap = jnp.where(keep, jnp.maximum(best_val[:, None, None] - rz, 0.0), 0.0)
             delta = jnp.sum(ww * gap, 0) / wsum
+            # v = sum_g p_g (S_g / c_g - mean)^2: a one-sample group contributes (w_s / W)(rc_s - mean)^2
+            # (elementwise), the others come from one product with the one-hot matrix of their members.
+            solo = jnp.sum((single / wsum)[:, None, None] * (rc - mean_c) ** 2, 0)
             sums = jnp.matmul(onehot.T, (ww * rc).reshape(k, t * t), precision=jax.lax.Precision.HIGHEST)
             dev = sums * inv_c[:, None] - mean_c.reshape(1, -1)
-            v = jnp.sum(jnp.where(p_g[:, None] > 0, p_g[:, None] * dev * dev, 0.0), 0).reshape(t, t)
+            v = solo + jnp.sum(jnp.where(p_g[:, None] > 0, p_g[:, None] * dev * dev, 0.0), 0).reshape(t, t)
             v = jnp.where(n_groups > 1, v, 0.0)
             psi = _psi(delta, v, lam)
         return _merge(c, _tile_best(psi, delta, m, flat, kt), b)
@@ -469,18 +480,21 @@ def ids_tiled(
     n_valid = int(w.sum())
     group = _groups_host(best_idx, w)
     order = np.argsort(group, kind="stable")
-    distinct = np.unique(group[w > 0])
+    distinct, sizes = np.unique(group[w > 0], return_counts=True)
     n_groups = len(distinct)
     mode = "ids" if n_valid > 0 else "random"
-    b_pad = 1 << max(0, n_groups - 1).bit_length()
-    col = np.searchsorted(distinct, group[order])
+    # groups of one sample go elementwise; the one-hot product covers the larger groups only
+    multi = distinct[sizes > 1]
+    b_pad = _multi_columns(len(multi))
+    go, wo = group[order], w[order]
+    in_multi = (wo > 0) & np.isin(go, multi)
     onehot = np.zeros((k_dim, b_pad), np.float32)
-    wo = w[order]
-    onehot[np.arange(k_dim)[wo > 0], col[wo > 0]] = 1.0
+    onehot[np.flatnonzero(in_multi), np.searchsorted(multi, go[in_multi])] = 1.0
     counts = onehot.sum(0)
     wsum = max(float(wo.sum()), 1.0)
     stats = (
         jnp.asarray(wo),
+        jnp.asarray(((wo > 0) & ~in_multi).astype(np.float32)),
         jnp.int32(int(np.argmax(wo > 0))),
         jnp.asarray(np.where(finite, best_val, 0.0)[order], jnp.float32),
         jnp.asarray(onehot),
@@ -501,7 +515,12 @@ def ids_tiled(
     valid = inv == 0
     pairs = np.where(valid[:, None], np.stack([flat // n, flat % n], 1), 0).astype(np.int32)
     score = np.where(valid, -psi if mode == "random" else psi, 0.0).astype(np.float32)
-    return TiledBatch(pairs, valid, score, n_valid, mode == "random", n_groups, t, n_tiles)
+    return TiledBatch(pairs, valid, score, n_valid, mode == "random", n_groups, b_pad, t, n_tiles)
+
+
+def _multi_columns(n_multi: int) -> int:
+    """Columns of the one-hot matrix: the groups with several samples, padded to a power of two."""
+    return 1 << max(0, n_multi - 1).bit_length()
 
 
 def _dev(x):
