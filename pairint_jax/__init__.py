@@ -28,12 +28,21 @@ from pairint_jax.scores.separability import separability_scores
 # -- discovery (issue 5) --
 from pairint_jax.discovery import Campaign, LowRankModel, SimulationResult, simulate, simulate_many
 
+# -- scale: meshes, sharding, genome-scale IDS (issue 6) --
+from pairint_jax import parallel
+from pairint_jax.discovery.tiled import ids_tiled
+from pairint_jax.parallel import make_mesh
+
 # -- real datasets (issue 7) --
 from pairint_jax import datasets  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # issue 6
+    "ids_tiled",
+    "make_mesh",
+    "parallel",
     # issue 5
     "Campaign",
     "LowRankModel",

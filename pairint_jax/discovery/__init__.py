@@ -8,13 +8,16 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
   sampling and random, as pure functions of (samples, remaining actions, key);
 * :mod:`~pairint_jax.discovery.simulate`: simulated campaigns on a known matrix
   (:func:`simulate`, :func:`simulate_many`) with the paper's three metrics;
-* :mod:`~pairint_jax.discovery.campaign`: the crash-safe on-disk lab loop (:class:`Campaign`).
+* :mod:`~pairint_jax.discovery.campaign`: the crash-safe on-disk lab loop (:class:`Campaign`);
+* :mod:`~pairint_jax.discovery.tiled`: IDS over every pair of a genome-scale screen
+  (:func:`ids_tiled`: streamed in tiles, never ``K x pairs``, optionally sharded).
 """
 
 from pairint_jax.discovery.campaign import Campaign, ObserveResult
 from pairint_jax.discovery.acquisition import POLICIES, Batch, IDSStats, acquire, ids, ids_stats, thompson, ucb, uncertainty
 from pairint_jax.discovery.posterior import FactorSamples, LowRankModel, Observations, PosteriorState
 from pairint_jax.discovery.simulate import SimulationResult, simulate, simulate_many
+from pairint_jax.discovery.tiled import TiledBatch, ids_tiled
 
 __all__ = [
     "POLICIES",
@@ -27,9 +30,11 @@ __all__ = [
     "Observations",
     "PosteriorState",
     "SimulationResult",
+    "TiledBatch",
     "acquire",
     "ids",
     "ids_stats",
+    "ids_tiled",
     "simulate",
     "simulate_many",
     "thompson",

@@ -42,7 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
-from pairint_jax.parallel import chunked_vmap
+from pairint_jax.parallel import check_mesh, chunked_vmap, mesh_size
+from pairint_jax.scores import _streaming
 from pairint_jax.results import PairScores, pair_scores_from_screen
 from pairint_jax.stats.kernels import check_kernel, kernel_from_sq, sq_distances
 from pairint_jax.stats.median import GridSpec, bracket_median, grid_histogram, grid_median, grid_spec
@@ -170,6 +171,7 @@ def _pairs_impl(
     precision,
     median_method,
     n_grid,
+    mesh=None,
 ):
     TRACE_COUNT["pairs"] += 1
     dim = x.shape[1]
@@ -289,13 +291,13 @@ def _pairs_impl(
             out["p_value"] = permutation_p_value(t, t_null)
         return out
 
-    return chunked_vmap(one, d_starts, d_counts, slot_i, slot_j, pair_index, chunk_size=chunk_size)
+    return chunked_vmap(one, d_starts, d_counts, slot_i, slot_j, pair_index, chunk_size=chunk_size, mesh=mesh)
 
 
 _pairs = jax.jit(
     _pairs_impl,
     static_argnames=(
-        "n0", "m_d", "mode", "kernel", "n_perm", "null", "chunk_size", "precision", "median_method", "n_grid"
+        "n0", "m_d", "mode", "kernel", "n_perm", "null", "chunk_size", "precision", "median_method", "n_grid", "mesh"
     ),
 )
 
@@ -342,11 +344,54 @@ def _prepare(screen) -> _Prepared:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("n0", "pad"))
+def _prepare_streamed(screen):
+    """``_prepare`` with only the control and singles on the device (``d_starts`` index the host rows)."""
+    pg = np.asarray(screen.pair_groups, dtype=np.int64)
+    offsets = np.asarray(screen.offsets, dtype=np.int64)
+    counts = screen.counts
+    n0 = int(counts[0])
+    singles = np.unique(pg[:, 2:4].reshape(-1))
+    slot = {int(g): k for k, g in enumerate(singles)}
+    s_counts = counts[singles]
+    m_s = _pad_size(int(s_counts.max()))
+    d_counts = counts[pg[:, 0]]
+    m_d = _pad_size(int(d_counts.max()))
+    dtype = np.float64 if (screen.x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
+    x_host = _streaming.host_rows(screen)
+    x_dev, s_starts = _streaming.device_part(
+        screen, x_host, n0=n0, singles=singles, offsets=offsets, counts=counts, m_s=m_s, pad=max(m_s, m_d),
+        centre_and_pad=_centre_and_pad, dtype=dtype,
+    )
+    prep = _Prepared(
+        x=x_dev,
+        n0=n0,
+        s_starts=s_starts,
+        s_counts=s_counts.astype(np.int32),
+        m_s=m_s,
+        d_starts=offsets[pg[:, 0]].astype(np.int64),
+        d_counts=d_counts.astype(np.int32),
+        slot_i=np.asarray([slot[int(g)] for g in pg[:, 2]], np.int32),
+        slot_j=np.asarray([slot[int(g)] for g in pg[:, 3]], np.int32),
+        m_d=m_d,
+    )
+    return prep, x_host
+
+
 def _centre_and_pad(x, *, n0, pad):
+    # The control mean is its own program (one shape, [n0, D]) and enters the centring as an
+    # input, so every caller (in memory, streamed blocks) subtracts the identical vector.
     x = x.reshape(x.shape[0], -1)
-    x = x - jnp.mean(x[:n0], axis=0)
-    return jnp.concatenate([x, jnp.zeros((pad, x.shape[1]), x.dtype)])
+    return _subtract_and_pad(x, _control_mean(x[:n0]), pad=pad)
+
+
+@jax.jit
+def _control_mean(x0):
+    return jnp.mean(x0, axis=0)
+
+
+@functools.partial(jax.jit, static_argnames=("pad",))
+def _subtract_and_pad(x, mean, *, pad):
+    return jnp.concatenate([x - mean, jnp.zeros((pad, x.shape[1]), x.dtype)])
 
 
 def _pad_size(m: int) -> int:
@@ -410,6 +455,9 @@ def disjointedness_scores(
     global_sample: int = 2048,
     on_zero_bandwidth: str = "raise",
     progress: bool = False,
+    mesh=None,
+    stream: bool = False,
+    stream_block: int | None = None,
 ) -> PairScores:
     """Disjointedness (mixture MMD^2) score of every scorable pair, with p- and q-values.
 
@@ -460,6 +508,17 @@ def disjointedness_scores(
         (constant or duplicated data); ``"nan"`` reports NaN with a reason instead.
       progress: show a progress bar (the pass is then split into up to 20 equal
         compiled blocks of pairs).
+      mesh: optional :class:`jax.sharding.Mesh`: the pairs are split over its devices
+        (``shard_map``; ``chunk_size`` then counts pairs per device; observations and
+        shared blocks replicated). Scores equal the single-device ones to float32
+        round-off (``tests/mesh_cases.py``).
+      stream: keep the doubles in host memory and send them to the device in blocks of
+        ``stream_block`` pairs (for screens that do not fit on the device; ``screen.x``
+        may be a ``np.memmap``). Only the control and the singles stay on the device;
+        see :mod:`pairint_jax.scores._streaming` for the memory bound. Same scores as
+        in memory.
+      stream_block: pairs per streamed block (default: about 64 MiB of doubles on CPU,
+        1 GiB on accelerators).
 
     Returns:
       :class:`~pairint_jax.PairScores` with ``test="disjointedness"``: ``score`` and the
@@ -510,13 +569,23 @@ def disjointedness_scores(
     if len(screen.pairs) == 0:
         return pair_scores_from_screen(screen, np.zeros(0), test="disjointedness", settings=settings)
 
-    prep = _prepare(screen)
-    _check_finite(screen, prep.x)
+    mesh = check_mesh(mesh)
+    if stream:
+        prep, x_host = _prepare_streamed(screen)
+    else:
+        prep = _prepare(screen)
+        _check_finite(screen, prep.x)
     k_global, k_pairs = jax.random.split(key)
     n_rows = int(screen.x.shape[0])
     if mode == "global":
         n_sample = int(min(global_sample, n_rows))
-        bw_value = float(_global_median(prep.x, k_global, n_rows=n_rows, n_sample=n_sample, precision=precision))
+        if stream:  # the sampled rows only, ordered so the program draws them as in memory
+            rows = _streaming.global_rows(x_host, k_global, n_rows, n_sample, prep.x.dtype)
+            both = np.concatenate([np.asarray(x_host[: prep.n0], rows.dtype), rows])
+            xg = _centre_and_pad(jnp.asarray(both), n0=prep.n0, pad=0)[prep.n0:]
+            bw_value = float(_global_median(xg, k_global, n_rows=n_sample, n_sample=n_sample, precision=precision))
+        else:
+            bw_value = float(_global_median(prep.x, k_global, n_rows=n_rows, n_sample=n_sample, precision=precision))
         if not bw_value > 0:
             raise ValueError(
                 f"the global median distance over {n_sample} sampled observations is 0 (constant or duplicated "
@@ -568,7 +637,22 @@ def disjointedness_scores(
         n_grid=_N_GRID,
     )
     rtol = jnp.asarray(median_rtol, dtype)
-    if not progress:
+    statics["mesh"] = mesh
+    n_dev = 1 if mesh is None else mesh_size(mesh)
+    if stream:
+        block = stream_block or _streaming.auto_block(n_pairs, prep.n0, prep.m_d, prep.x.shape[1],
+                                                      jnp.dtype(dtype).itemsize, (chunk or 1) * n_dev)
+        layout = _streaming.BlockLayout(x_host, prep.n0, prep.m_d, int(block), np.dtype(dtype))
+        bar = _progress(total=n_pairs, desc="disjointedness", enabled=progress, unit="pair")
+
+        def call(xb, *args):  # xb: the block's raw rows [control | doubles], centred here as in memory
+            xb = _centre_and_pad(xb, n0=prep.n0, pad=0)
+            return _pairs(xb, shared, *map(jnp.asarray, args), bw, rtol, k_pairs,
+                          chunk_size=None if chunk is None else min(chunk, int(block)), **statics)
+
+        out = _streaming.run_blocks(layout, per_pair, call, progress_bar=bar)
+        bar.close()
+    elif not progress:
         out = _pairs(prep.x, shared, *map(jnp.asarray, per_pair), bw, rtol, k_pairs, chunk_size=chunk, **statics)
         out = jax.tree.map(np.asarray, out)
     else:
