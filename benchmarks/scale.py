@@ -15,8 +15,9 @@ Sections (each workload runs in its own subprocess, so its peak memory is its ow
   steady time is printed with the ratio. The FLOP floor is ``P (8 K m + 2 K B)`` (two
   passes of the factor products, one-hot group sums with ``B`` padded distinct optimal
   actions) divided by the float32 matmul rate measured in the same process. Where ``K``
-  had to be reduced on CPU, the full-``K`` time is extrapolated (``K`` x the flops) and
-  marked ``extrap``.
+  or ``n`` had to be reduced on CPU, the time at ``K = 1000`` is extrapolated (clearly
+  labelled) from the largest run: ``K P`` sample-pair values at the measured rate of the
+  passes plus the one-hot product at the measured matmul rate.
 * ``disj``: :func:`pairint_jax.disjointedness_scores` of all scorable pairs against the
   number of perturbations (50; 200; 1,000 with a sampled fraction of the doubles), on
   ``pj.synthetic.latent_factor`` screens; in-memory and host-streamed (``stream=True``).
@@ -36,9 +37,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -133,6 +136,60 @@ def worker_ids(args) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- disjointedness worker
+def worker_disjgen(args) -> dict:
+    """Write a latent-factor screen to ``args.dir`` (x.npy, labels.npy): generation stays out of
+    the scoring worker's peak memory."""
+    import jax
+    import numpy as np
+
+    import pairint_jax as pj
+
+    screen, _ = pj.synthetic.latent_factor(
+        jax.random.key(0), args.n, n_per_condition=args.per, dim=args.dim, double_fraction=args.double_fraction
+    )
+    np.save(os.path.join(args.dir, "x.npy"), np.asarray(screen.x, np.float32))
+    np.save(os.path.join(args.dir, "labels.npy"), np.asarray(screen.labels).astype(str))
+    return dict(rows=int(screen.x.shape[0]))
+
+
+def worker_disj(args) -> dict:
+    """All-pairs disjointedness of the screen in ``args.dir``: in memory (x loaded) or host-streamed
+    (x a read-only memory map of the .npy file)."""
+    import numpy as np
+
+    import jax
+    import pairint_jax as pj
+
+    labels = np.load(os.path.join(args.dir, "labels.npy"))
+    grouping = pj.Screen.from_arrays(np.zeros((len(labels), 1), np.float32), labels, warn=False)
+    if not np.array_equal(np.asarray(grouping.labels).astype(str), labels):
+        raise RuntimeError("the saved rows are not in the screen's group order")
+    base = _rss_mb()
+    x = np.load(os.path.join(args.dir, "x.npy"), mmap_mode="r" if args.stream else None)
+    screen = grouping.with_x(x)
+    kw = dict(n_permutations=args.perms, key=jax.random.key(1))
+    if args.stream:
+        kw.update(stream=True, stream_block=args.stream_block)
+    res, first, steady = _timed(lambda: pj.disjointedness_scores(screen, **kw), args.repeats)
+    d = int(np.prod(screen.feature_shape))
+    counts = screen.counts
+    singles = np.unique(screen.pair_groups[:, 2:4])
+    m_d = -(-int(counts[screen.pair_groups[:, 0]].max()) // 8) * 8
+    small = int(counts[0] + counts[singles].sum())
+    if args.stream:  # control + singles, plus two blocks of doubles (the default block size)
+        from pairint_jax.scores import _streaming
+
+        block = min(args.stream_block, len(screen.pairs))
+        resident = (small + 2 * (int(counts[0]) + block * m_d)) * d * 4
+    else:
+        resident = int(screen.x.shape[0]) * d * 4
+    return dict(n=args.n, pairs=int(len(screen.pairs)), rows=int(screen.x.shape[0]), dim=d, per=args.per,
+                stream=bool(args.stream), first=first, steady=steady, rss=_rss_mb(), base=base,
+                device_peak=_device_peak_mb(), data_mb=screen.x.nbytes / 2**20, resident_mb=resident / 2**20,
+                score_sum=float(np.nansum(res.score)))
+
+
 # ----------------------------------------------------------------------------- mesh worker
 def worker_mesh(args) -> dict:
     """Sharded runs on meshes of 1, 2, 4, 8 (virtual) devices, each checked against no mesh."""
@@ -216,22 +273,61 @@ def section_ids(args) -> list[dict]:
             f"{_fmt(round_t)} | {r['n_groups']} ({r['b_pad']}) | {r['tile']} / {r['tiles']} | {_mem(r)} (base {r['base']:.0f}) | "
             f"{_fmt(r['floor'])} | {_fmt(r.get('peer'))} | {ratio} | {r.get('same_batch', '-')} |"
         )
-    # extrapolation to the target K and the largest n
+    # extrapolation to the target K and n: the passes do O(K) elementwise work per pair
+    # (measured rate, K P values per second) plus the one-hot product (2 K B_2 flops per pair,
+    # at the measured matmul rate); B_2 as measured at the target K where available.
     done = [r for r in rows if "error" not in r]
     if done:
-        last = done[-1]
-        per_flop = last["ids"] / last["flops"]
-        print(f"\nmeasured rate of the IDS passes: {last['flops'] / last['ids'] / 1e9:.1f} GFLOP/s "
-              f"(matmul peak here {last['rate'] / 1e9:.1f} GFLOP/s, {last['backend']}: {last['device']})")
-        for n in sorted(set(args.extrapolate_n) | {last["n"]}):
+        last = max(done, key=lambda r: r["k"] * r["pairs"])
+        mm = 2.0 * last["k"] * last["b_pad"] * last["pairs"] / last["rate"]
+        elem_rate = last["k"] * last["pairs"] / max(last["ids"] - mm, 1e-9)
+        at_target = [r for r in done if r["k"] == args.k_target]
+        b2 = max(r["b_pad"] for r in at_target) if at_target else 64
+        print(f"\nIDS passes at n = {last['n']:,}, K = {last['k']}: {elem_rate / 1e9:.2f} x 10^9 sample-pair values/s "
+              f"(matmul rate here {last['rate'] / 1e9:.1f} GFLOP/s, {last['backend']}: {last['device']})")
+        for n in sorted(set(args.extrapolate_n)):
             k = args.k_target
-            b_pad = min(k, last["b_pad"] * max(1, k // last["k"]))
             p = n * (n - 1) // 2
-            fl = p * (8.0 * k * 5 + 2.0 * k * b_pad)
-            measured = any(r["n"] == n and r["k"] == k for r in done)
-            tag = "measured" if measured else "extrap"
-            print(f"  n = {n:,}, K = {k}: IDS {fl * per_flop:.1f} s ({tag}; B padded {b_pad}; floor at the matmul rate "
-                  f"{fl / last['rate']:.1f} s)")
+            measured = [r for r in done if r["n"] == n and r["k"] == k]
+            if measured:
+                print(f"  n = {n:,}, K = {k}: IDS {measured[0]['ids']:.1f} s (measured)")
+                continue
+            t = k * p / elem_rate + 2.0 * k * b2 * p / last["rate"]
+            floor = p * (8.0 * k * 5 + 2.0 * k * b2) / last["rate"]
+            print(f"  n = {n:,}, K = {k}: IDS ~{t:.0f} s (extrapolated from the row above, B_2 = {b2}; "
+                  f"FLOP floor at this matmul rate {floor:.1f} s)")
+    return rows
+
+
+def section_disj(args) -> list[dict]:
+    ns = [int(x) for x in args.disj_n.split(",")]
+    fr = [float(x) for x in args.disj_fraction.split(",")]
+    print(f"\n## All-pairs disjointedness (latent_factor screens: {args.per} per condition, d = {args.dim}, "
+          f"{args.perms} permutations, per-pair median bandwidth; streamed: x a memmap, blocks of {args.stream_block} pairs)")
+    print("(peak mem on CPU is the scoring process's peak RSS, compilation included; 'observations on device' is what "
+          "the two modes keep resident: all rows, or control + singles + two blocks of doubles)")
+    print("| n | doubles scored | rows (data) | mode | first call | steady | per pair | peak mem | observations on device | score sum |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for n, f in zip(ns, fr):
+        tmp = tempfile.mkdtemp(prefix="pairint_scale_")
+        gen = ["--n", str(n), "--double-fraction", str(f), "--per", str(args.per), "--dim", str(args.dim), "--dir", tmp]
+        made = _run_worker("disjgen", gen)
+        if "error" in made:
+            print(f"| {n} | error: {made['error'][-300:]!r} |")
+            continue
+        for stream in (False, True):
+            extra = gen + ["--perms", str(args.perms), "--repeats", str(args.repeats), "--stream-block",
+                           str(args.stream_block)] + (["--stream"] if stream else [])
+            r = _run_worker("disj", extra)
+            rows.append(r)
+            if "error" in r:
+                print(f"| {n} | error: {r['error'][-300:]!r} |")
+                continue
+            print(f"| {n} | {r['pairs']:,} | {r['rows']:,} ({r['data_mb']:.0f} MB) | {'streamed' if stream else 'in memory'} | "
+                  f"{_fmt(r['first'])} | {_fmt(r['steady'])} | {r['steady'] / max(r['pairs'], 1) * 1e3:.2f} ms | "
+                  f"{_mem(r)} (base {r['base']:.0f}) | {r['resident_mb']:.0f} MB | {r['score_sum']:.6g} |")
+        shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
@@ -264,7 +360,7 @@ def main(argv=None):
     ap.add_argument("--ids-n", default=None, help="comma-separated n (default 100,1000,5000 on CPU)")
     ap.add_argument("--ids-k", default=None, help="K per n (default 1000, 1000, 200 on CPU)")
     ap.add_argument("--k-target", type=int, default=1000)
-    ap.add_argument("--extrapolate-n", default="20000")
+    ap.add_argument("--extrapolate-n", default="5000,20000")
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--obs", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=3)
@@ -275,6 +371,15 @@ def main(argv=None):
     ap.add_argument("--k", type=int)
     ap.add_argument("--rank", type=int, default=5)
     ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--disj-n", default="50,200,1000")
+    ap.add_argument("--disj-fraction", default="1,1,0.04", help="fraction of the doubles measured, per n")
+    ap.add_argument("--per", type=int, default=50, help="observations per condition (disj)")
+    ap.add_argument("--dim", type=int, default=32)
+    ap.add_argument("--perms", type=int, default=0)
+    ap.add_argument("--double-fraction", type=float, default=1.0)
+    ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--stream-block", type=int, default=2048, help="pairs per streamed block (disj)")
     ap.add_argument("--mesh-n", type=int, default=1000)
     ap.add_argument("--mesh-k", type=int, default=256)
     ap.add_argument("--mesh-m", type=int, default=2000)
@@ -282,7 +387,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     if args.worker:
-        fn = {"ids": worker_ids, "mesh": worker_mesh}[args.worker]
+        fn = {"ids": worker_ids, "mesh": worker_mesh, "disj": worker_disj, "disjgen": worker_disjgen}[args.worker]
         print(json.dumps(fn(args)))
         return
 
@@ -292,7 +397,7 @@ def main(argv=None):
     if args.quick:
         args.repeats = 1
     default_n = ("100,1000" if args.quick else "100,1000,5000") if cpu else "100,1000,5000,20000"
-    default_k = ("1000,200" if args.quick else "1000,1000,200") if cpu else "1000,1000,1000,1000"
+    default_k = ("1000,200" if args.quick else "1000,1000,1000") if cpu else "1000,1000,1000,1000"
     args.ids_n = [int(x) for x in (args.ids_n or default_n).split(",")]
     args.ids_k = [int(x) for x in (args.ids_k or default_k).split(",")]
     if len(args.ids_k) == 1:
@@ -307,6 +412,8 @@ def main(argv=None):
     sections = args.sections.split(",")
     if "ids" in sections:
         results["ids"] = section_ids(args)
+    if "disj" in sections:
+        results["disj"] = section_disj(args)
     if "mesh" in sections:
         results["mesh"] = section_mesh(args)
     if args.json:
