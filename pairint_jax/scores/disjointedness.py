@@ -96,7 +96,14 @@ def _shared_impl(x, s_starts, s_counts, bw, *, n0, m_s, mode, kernel, need_block
     xs = jnp.where(mask_s[..., None], xs, 0.0)
     sq0 = jnp.sum(x0 * x0, axis=1)
     sqs = jnp.where(mask_s, jnp.sum(xs * xs, axis=2), 0.0)
-    out = {"xs": xs, "mask_s": mask_s, "nrm0": jnp.sqrt(jnp.max(sq0)), "nrm_s": jnp.sqrt(jnp.max(sqs, axis=1))}
+    out = {
+        "xs": xs,
+        "mask_s": mask_s,
+        "sq0": sq0,
+        "sqs": sqs,
+        "nrm0": jnp.sqrt(jnp.max(sq0)),
+        "nrm_s": jnp.sqrt(jnp.max(sqs, axis=1)),
+    }
     d00 = sq_distances(x0, precision=precision)
     d0s = jax.vmap(lambda a: sq_distances(x0, a, precision=precision))(xs)  # [n_s, n0, m_s]
     dss = jax.vmap(lambda a: sq_distances(a, precision=precision))(xs)  # [n_s, m_s, m_s]
@@ -148,6 +155,11 @@ _shared = jax.jit(
 TRACE_COUNT = {"pairs": 0}  # incremented each time the per-pair pass is traced (tests check recompilation)
 
 
+def _cross_sq(a, b, sq_a, sq_b, precision):
+    """Squared distances ``[ra, rb]`` from precomputed squared row norms, clamped at 0."""
+    return jnp.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * jnp.matmul(a, b.T, precision=precision), 0.0)
+
+
 def _pairs_impl(
     x,
     shared,
@@ -174,16 +186,18 @@ def _pairs_impl(
     TRACE_COUNT["pairs"] += 1
     dim = x.shape[1]
     x0 = x[:n0]
-    xs, mask_s = shared["xs"], shared["mask_s"]
+    xs, mask_s, sq0, sqs = shared["xs"], shared["mask_s"], shared["sq0"], shared["sqs"]
     m_s = xs.shape[1]
     dtype = x.dtype
     ones0 = jnp.ones((n0,), bool)
+    # Columns of a pair's distance slab: [ij (m_d) | control (n0) | i (m_s) | j (m_s)].
+    c0, ci, cj, ce = m_d, m_d + n0, m_d + n0 + m_s, m_d + n0 + 2 * m_s
+    self_diag = jnp.arange(m_d)[:, None] == jnp.arange(ce)[None, :]  # the ij-ij diagonal: exactly 0
     base_perms = None
     if n_perm > 0 and null == "permutation":
         # B permutations of the pooled layout, sorted once and shared by every pair (each pair
         # restricts them to its valid rows: uniform, no per-pair sort; see permutation_null).
-        n_pool = m_d + n0 + 2 * m_s
-        base_perms = jax.vmap(lambda k: jax.random.permutation(k, n_pool))(
+        base_perms = jax.vmap(lambda k: jax.random.permutation(k, ce))(
             jax.random.split(jax.random.fold_in(key, 0x7FFFFFFF), n_perm)
         ).astype(jnp.int32)
 
@@ -194,20 +208,29 @@ def _pairs_impl(
         x_ij = jnp.where(mask_ij[:, None], jax.lax.dynamic_slice(x, (start, jnp.zeros_like(start)), (m_d, dim)), 0.0)
         x_i, x_j, m_i, m_j = xs[si], xs[sj], mask_s[si], mask_s[sj]
         n_i, n_j = jnp.sum(m_i), jnp.sum(m_j)
-        d_self = sq_distances(x_ij, precision=precision)
-        d_0 = sq_distances(x_ij, x0, precision=precision)
-        d_s = sq_distances(x_ij, jnp.concatenate([x_i, x_j]), precision=precision)
-        d_i, d_j = d_s[:, :m_s], d_s[:, m_s:]
-        d_ij = sq_distances(x_i, x_j, precision=precision)
+        sq_ij = jnp.sum(x_ij * x_ij, axis=1)
+        # the pair's only unique distance products: one matmul for the double against
+        # [double, control, i, j] and one for i against j
+        slab = _cross_sq(
+            x_ij,
+            jnp.concatenate([x_ij, x0, x_i, x_j]),
+            sq_ij,
+            jnp.concatenate([sq_ij, sq0, sqs[si], sqs[sj]]),
+            precision,
+        )
+        slab = jnp.where(self_diag, 0.0, slab)
+        d_ij = _cross_sq(x_i, x_j, sqs[si], sqs[sj], precision)
+        m_ij_cols = jnp.concatenate([m_i, m_j])
         status = jnp.asarray(_OK, jnp.int32)
         n_passes = jnp.asarray(0, jnp.int32)
         if mode == "pair":
-            d0i, d0j = shared["d0s"][si], shared["d0s"][sj]
-            row_max = jnp.maximum(jnp.sqrt(jnp.max(jnp.where(mask_ij, jnp.sum(x_ij * x_ij, 1), 0.0))), shared["nrm0"])
+            row_max = jnp.maximum(jnp.sqrt(jnp.max(sq_ij)), shared["nrm0"])
             col_max = jnp.maximum(shared["nrm_s"][si], shared["nrm_s"][sj])
             ub = (row_max + col_max) ** 2 * (1 + 1e-5)
-            own = [(d_i, mask_ij, m_i), (d_j, mask_ij, m_j)]
-            control = [(d0i, ones0, m_i), (d0j, ones0, m_j)]
+            own = [(slab[:, ci:], mask_ij, m_ij_cols)]  # double vs i and j: one block
+            def control():  # the shared control-single blocks (gathered only where read)
+                return [(shared["d0s"][si], ones0, m_i), (shared["d0s"][sj], ones0, m_j)]
+
             if median_method == "grid":
                 spec = GridSpec(base=shared["grid_base"], shift=shared["grid_shift"], n_grid=n_grid)
                 med = grid_median(
@@ -219,24 +242,27 @@ def _pairs_impl(
                     upper_bound=ub,
                 )
             else:
-                med = bracket_median(own + control, key=k_med, rtol=rtol, upper_bound=ub)
+                med = bracket_median(own + control(), key=k_med, rtol=rtol, upper_bound=ub)
             h = med.median
             status = jnp.where(med.zero, _ZERO_MEDIAN, jnp.where(med.converged, _OK, _NOT_CONVERGED))
             n_passes = med.n_passes
             h_safe = jnp.where(med.zero, jnp.ones((), dtype), h)
         else:
             h = h_safe = bw
-        kf = lambda sq: kernel_from_sq(kernel, sq, h_safe)  # noqa: E731
-        k_self, k_0, k_i, k_j, k_ij = kf(d_self), kf(d_0), kf(d_i), kf(d_j), kf(d_ij)
-        mm = mask_ij[:, None]
-        s_ij_ij = jnp.sum(jnp.where(mm & mask_ij[None, :], k_self, 0.0)) - n_ij
-        s_ij_0 = jnp.sum(jnp.where(mm, k_0, 0.0))
-        s_ij_i = jnp.sum(jnp.where(mm & m_i[None, :], k_i, 0.0))
-        s_ij_j = jnp.sum(jnp.where(mm & m_j[None, :], k_j, 0.0))
+        kf = _kernel_fn(kernel, h_safe)
+        col_valid = jnp.concatenate([mask_ij, ones0, m_i, m_j])
+        k_slab = kf(slab)
+        # one masked reduction over the slab, then its four column blocks
+        col_sums = jnp.sum(jnp.where(mask_ij[:, None] & col_valid[None, :], k_slab, 0.0), axis=0)
+        s_ij_ij = jnp.sum(col_sums[:c0]) - n_ij  # the exact-zero diagonal gives k = 1 per row
+        s_ij_0 = jnp.sum(col_sums[c0:ci])
+        s_ij_i = jnp.sum(col_sums[ci:cj])
+        s_ij_j = jnp.sum(col_sums[cj:])
+        k_ij = kf(d_ij)
         s_i_j = jnp.sum(jnp.where(m_i[:, None] & m_j[None, :], k_ij, 0.0))
         if mode == "pair":
-            k0i = jnp.where(m_i[None, :], kf(d0i), 0.0)
-            k0j = jnp.where(m_j[None, :], kf(d0j), 0.0)
+            k0i = jnp.where(m_i[None, :], kf(shared["d0s"][si]), 0.0)
+            k0j = jnp.where(m_j[None, :], kf(shared["d0s"][sj]), 0.0)
             s0i, s0j = jnp.sum(k0i), jnp.sum(k0j)
             s00 = 2.0 * jnp.sum(kf(shared["d00_tri"]))
             sii = 2.0 * jnp.sum(jnp.where(shared["mss_tri"][si], kf(shared["dss_tri"][si]), 0.0))
@@ -256,6 +282,7 @@ def _pairs_impl(
         t = mixture_mmd2_from_block_sums(sums, counts)
         out = {"score": t, "bandwidth": h, "status": status, "n_passes": n_passes}
         if n_perm > 0:
+            k_self, k_0, k_i, k_j = k_slab[:, :c0], k_slab[:, c0:ci], k_slab[:, ci:cj], k_slab[:, cj:]
             if mode == "pair":
                 k00 = kf(shared["d00"])
                 kii = jnp.where(m_i[:, None] & m_i[None, :], kf(shared["dss"][si]), 0.0)
@@ -290,6 +317,14 @@ def _pairs_impl(
         return out
 
     return chunked_vmap(one, d_starts, d_counts, slot_i, slot_j, pair_index, chunk_size=chunk_size)
+
+
+def _kernel_fn(kernel, bandwidth):
+    """``sq -> k(sq)`` for one bandwidth, with the per-bandwidth constants hoisted out."""
+    if kernel == "rbf":
+        scale = -0.5 / (bandwidth * bandwidth)
+        return lambda sq: jnp.exp(sq * scale)
+    return lambda sq: kernel_from_sq(kernel, sq, bandwidth)
 
 
 _pairs = jax.jit(

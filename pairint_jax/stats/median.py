@@ -22,8 +22,9 @@ The returned median is the mid-point of the final brackets, so it is within
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -55,10 +56,6 @@ class MedianResult(NamedTuple):
 Block = tuple  # (D [r, c] squared distances, row_mask [r], col_mask [c])
 
 
-def _masks(blocks):
-    return [(rm[:, None] & cm[None, :]) for _, rm, cm in blocks]
-
-
 def _count(blocks) -> jax.Array:
     return sum(jnp.sum(rm, dtype=jnp.int32) * jnp.sum(cm, dtype=jnp.int32) for _, rm, cm in blocks)
 
@@ -72,20 +69,51 @@ def _method(count_method: str) -> str:
 
 
 def _scatter_hist(index, mask, n_seg):
-    """Counts of ``index`` over ``[0, n_seg)`` where ``mask``; out-of-range entries are dropped."""
-    index = jnp.where(mask, index, n_seg)
-    return jnp.zeros((n_seg,), jnp.int32).at[index.reshape(-1)].add(1, mode="drop")
+    """Counts of ``index`` (values in ``[0, n_seg]``) over ``[0, n_seg)`` where ``mask``.
+
+    Entries equal to ``n_seg`` (and masked ones) are dropped.
+    """
+    index = jnp.where(mask, index, n_seg).astype(jnp.int32)
+    return _bincount(int(n_seg))(index.reshape(-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _bincount(n_seg: int):
+    """A scatter-add histogram over ``[0, n_seg)`` whose ``vmap`` stays a *flat* 1-D scatter.
+
+    ``vmap`` of a scatter-add gives a scatter with (batch, bin) index pairs, which
+    XLA:CPU runs about 10x slower per element than a 1-D scatter (measured: 45
+    histograms of 80,000 values, 27-44 ms batched vs 3.3 ms flat). The batching rule
+    offsets each batch row by ``n_seg + 1`` bins and scatters once into the flat
+    ``[B * (n_seg + 1)]`` array (the extra bin per row takes the dropped entries).
+    """
+
+    @jax.custom_batching.custom_vmap
+    def bincount(index):
+        return jnp.zeros((n_seg,), jnp.int32).at[index].add(1, mode="drop")
+
+    @bincount.def_vmap
+    def _rule(axis_size, in_batched, index):
+        if not in_batched[0]:
+            return jnp.broadcast_to(bincount(index), (axis_size, n_seg)), True
+        width = n_seg + 1
+        flat = jnp.clip(index, 0, n_seg) + width * jnp.arange(axis_size, dtype=jnp.int32)[:, None]
+        out = _bincount(axis_size * width)(flat.reshape(-1))  # nested vmaps flatten again
+        return out.reshape(axis_size, width)[:, :n_seg], True
+
+    return bincount
 
 
 # ----------------------------------------------------------------------------- uniform-bin refinement
-def _uniform_hist(blocks, masks, lo, hi, n_bins, method, count_zeros=False):
+def _uniform_hist(blocks, lo, hi, n_bins, method, count_zeros=False):
     """Exact counts per bin of [lo, hi] (bin 0: below, n_bins + 1: above) and of exact zeros."""
     nb = n_bins + 2
     dtype = lo.dtype
     scale = n_bins / jnp.maximum(hi - lo, jnp.finfo(dtype).tiny)
     cnt = jnp.zeros((nb,), jnp.int32)
     zeros = jnp.zeros((), jnp.int32)
-    for (d, _, _), m in zip(blocks, masks):
+    for d, rm, cm in blocks:
+        m = rm[:, None] & cm[None, :]  # built here, fused into the pass (never a loop operand)
         b = (jnp.clip(jnp.floor((d - lo) * scale), -1, n_bins) + 1).astype(jnp.int32)
         if method == "scatter":
             if count_zeros:  # one scatter serves both: zeros go to a second copy of the bins
@@ -116,8 +144,13 @@ def _update_uniform(br, ranks, lo, hi, cnt, n_bins):
     return tuple(out)
 
 
-def _refine(blocks, masks, ranks, br, zero, passes, rtol, n_bins, max_passes, method) -> MedianResult:
-    """Uniform-bin passes over all values until both brackets meet ``rtol``; the result."""
+def _refine(blocks, ranks, br, zero, passes, rtol, n_bins, max_passes, method) -> MedianResult:
+    """Uniform-bin passes over all values until both brackets meet ``rtol``; the result.
+
+    ``blocks`` is a sequence of blocks or a zero-argument callable that returns them:
+    a callable is evaluated inside the loop body, so blocks that must be gathered
+    (e.g. shared blocks indexed per pair) cost nothing when no pass is needed.
+    """
     dtype = br[0].dtype
     fac = (1.0 + 2.0 * jnp.asarray(rtol, dtype)) ** 2  # hi <= lo (1 + 2 rtol)^2 in squared units
 
@@ -133,7 +166,7 @@ def _refine(blocks, masks, ranks, br, zero, passes, rtol, n_bins, max_passes, me
         first_wider = br[1] * br[2] >= br[3] * br[0]  # hi1/lo1 >= hi2/lo2, safe at lo = 0
         lo = jnp.where(first_wider, br[0], br[2])
         hi = jnp.where(first_wider, br[1], br[3])
-        cnt, _ = _uniform_hist(blocks, masks, lo, hi, n_bins, method)
+        cnt, _ = _uniform_hist(blocks() if callable(blocks) else blocks, lo, hi, n_bins, method)
         return _update_uniform(br, ranks, lo, hi, cnt, n_bins), it + 1
 
     br, it = jax.lax.while_loop(cond, body, (br, jnp.asarray(passes, jnp.int32)))
@@ -155,8 +188,8 @@ def _nth_valid(mask: jax.Array, k: jax.Array) -> jax.Array:
     return jnp.clip(jnp.searchsorted(c, k + 1, side="left"), 0, mask.shape[0] - 1)
 
 
-def _upper_bound(blocks, masks):
-    return jnp.max(jnp.stack([jnp.max(jnp.where(m, d, 0.0)) for (d, _, _), m in zip(blocks, masks)]))
+def _upper_bound(blocks):
+    return jnp.max(jnp.stack([jnp.max(jnp.where(rm[:, None] & cm[None, :], d, 0.0)) for d, rm, cm in blocks]))
 
 
 def bracket_median(
@@ -218,13 +251,12 @@ def bracket_median(
     method = _method(count_method)
     blocks = list(blocks)
     dtype = jnp.result_type(*[b[0].dtype for b in blocks])
-    masks = _masks(blocks)
     rows = [jnp.sum(rm, dtype=jnp.int32) for _, rm, _ in blocks]
     cols = [jnp.sum(cm, dtype=jnp.int32) for _, _, cm in blocks]
     sizes = jnp.stack([r * c for r, c in zip(rows, cols)])
     n_total = jnp.sum(sizes)
     ranks = ((n_total - 1) // 2, n_total // 2)
-    ub = jnp.asarray(_upper_bound(blocks, masks) if upper_bound is None else upper_bound, dtype)
+    ub = jnp.asarray(_upper_bound(blocks) if upper_bound is None else upper_bound, dtype)
 
     kb, kr, kc = jax.random.split(key, 3)
     s = sample_size
@@ -243,11 +275,11 @@ def bracket_median(
     lo_c = sample[max(int(math.floor(s * (0.5 - half))), 0)]
     hi_c = sample[min(int(math.ceil(s * (0.5 + half))), s - 1)]
 
-    cnt, zeros = _uniform_hist(blocks, masks, lo_c, hi_c, n_bins, method, count_zeros=True)
+    cnt, zeros = _uniform_hist(blocks, lo_c, hi_c, n_bins, method, count_zeros=True)
     zero = zeros >= ranks[1] + 1
     z0 = jnp.zeros((), dtype)
     br = _update_uniform((z0, ub, z0, ub), ranks, lo_c, hi_c, cnt, n_bins)
-    return _refine(blocks, masks, ranks, br, zero, 1, rtol, n_bins, max_passes, method)
+    return _refine(blocks, ranks, br, zero, 1, rtol, n_bins, max_passes, method)
 
 
 # ----------------------------------------------------------------------------- float-bit grid
@@ -322,7 +354,7 @@ def grid_median(
     *,
     spec: GridSpec,
     extra_hist: jax.Array | None = None,
-    extra_blocks: Sequence[Block] = (),
+    extra_blocks: Sequence[Block] | Callable[[], Sequence[Block]] = (),
     rtol=1e-3,
     upper_bound,
     n_bins: int = 32,
@@ -342,7 +374,9 @@ def grid_median(
       blocks: ``(D, row_mask, col_mask)`` squared-distance blocks to bin now.
       spec: the grid (:func:`grid_spec`).
       extra_hist: ``[n_grid + 3]`` grid counts of ``extra_blocks`` (default none).
-      extra_blocks: the blocks behind ``extra_hist`` (read only if refinement runs).
+      extra_blocks: the blocks behind ``extra_hist``, or a zero-argument callable
+        returning them (then evaluated only inside the refinement loop, so blocks
+        gathered per call cost nothing when no refinement pass runs).
       rtol: relative tolerance (traced).
       upper_bound: an upper bound on every valid squared distance.
       n_bins, max_passes, count_method: of the refinement passes.
@@ -351,14 +385,14 @@ def grid_median(
       :class:`MedianResult`; ``n_passes`` counts the grid pass as 1.
     """
     method = _method(count_method)
-    blocks, extra_blocks = list(blocks), list(extra_blocks)
+    blocks = list(blocks)
     dtype = jnp.result_type(*[b[0].dtype for b in blocks])
-    masks = _masks(blocks)
-    hist = sum(grid_histogram(d, m, spec) for (d, _, _), m in zip(blocks, masks))
+    hist = sum(grid_histogram(d, rm[:, None] & cm[None, :], spec) for d, rm, cm in blocks)
     n_total = _count(blocks)
     if extra_hist is not None:
         hist = hist + extra_hist
-        n_total = n_total + _count(extra_blocks)
+        # only the masks are read here (the blocks' values are dead code outside the loop)
+        n_total = n_total + _count(extra_blocks() if callable(extra_blocks) else extra_blocks)
     ranks = ((n_total - 1) // 2, n_total // 2)
     cum = jnp.cumsum(hist)
     ub = jnp.asarray(upper_bound, dtype)
@@ -372,5 +406,7 @@ def grid_median(
         hi = jnp.where(k == 0, z0, jnp.where(k == 1, lo_edge, jnp.where(k >= spec.n_grid + 2, ub, _grid_edge(spec, g + 1, dtype))))
         br += [lo, jnp.maximum(hi, lo)]
     zero = hist[0] >= ranks[1] + 1
-    all_blocks = blocks + extra_blocks
-    return _refine(all_blocks, _masks(all_blocks), ranks, tuple(br), zero, 1, rtol, n_bins, max_passes, method)
+    def all_blocks():
+        return blocks + list(extra_blocks() if callable(extra_blocks) else extra_blocks)
+
+    return _refine(all_blocks, ranks, tuple(br), zero, 1, rtol, n_bins, max_passes, method)
