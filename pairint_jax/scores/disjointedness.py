@@ -67,6 +67,7 @@ _OK, _ZERO_MEDIAN, _NOT_CONVERGED = 0, 1, 2
 # keeps the device busy; on CPU a chunk that stays in cache is several times faster.
 _MEMORY_BUDGET = {"cpu": 16 << 20}
 _MEMORY_BUDGET_DEFAULT = 4 << 30
+_MAX_PASSES = 48  # cap on the certified medians' refinement passes
 _N_GRID = 16384  # bins of the float-bit grid of the "grid" median (about 0.1% wide in squared distance)
 
 
@@ -182,6 +183,7 @@ def _pairs_impl(
     precision,
     median_method,
     n_grid,
+    max_passes,
 ):
     TRACE_COUNT["pairs"] += 1
     dim = x.shape[1]
@@ -240,6 +242,7 @@ def _pairs_impl(
                     extra_blocks=control,
                     rtol=rtol,
                     upper_bound=ub,
+                    max_passes=max_passes,
                 )
             else:
                 med = bracket_median(own + control(), key=k_med, rtol=rtol, upper_bound=ub)
@@ -330,7 +333,17 @@ def _kernel_fn(kernel, bandwidth):
 _pairs = jax.jit(
     _pairs_impl,
     static_argnames=(
-        "n0", "m_d", "mode", "kernel", "n_perm", "null", "chunk_size", "precision", "median_method", "n_grid"
+        "n0",
+        "m_d",
+        "mode",
+        "kernel",
+        "n_perm",
+        "null",
+        "chunk_size",
+        "precision",
+        "median_method",
+        "n_grid",
+        "max_passes",
     ),
 )
 
@@ -603,15 +616,38 @@ def disjointedness_scores(
         n_grid=_N_GRID,
     )
     rtol = jnp.asarray(median_rtol, dtype)
-    if not progress:
-        out = _pairs(prep.x, shared, *map(jnp.asarray, per_pair), bw, rtol, k_pairs, chunk_size=chunk, **statics)
-        out = jax.tree.map(np.asarray, out)
-    else:
-        out = _run_blocks(prep, shared, per_pair, bw, rtol, k_pairs, chunk, statics)
+    run = functools.partial(_run_pairs, prep.x, shared, bw, rtol, k_pairs, statics)
+    # Grid medians: one histogram pass certifies almost every pair, so the main program has
+    # no refinement loop (smaller, faster to compile); the rare pairs whose grid bin is
+    # wider than median_rtol are redone by a second program with refinement passes.
+    one_pass = method == "grid" and mode == "pair"
+    passes = 1 if one_pass else _MAX_PASSES
+    out = _run_blocks(run, per_pair, chunk, passes) if progress else run(per_pair, chunk, max_passes=passes)
+    if one_pass:
+        redo = np.flatnonzero(out["status"] == _NOT_CONVERGED)
+        if len(redo):
+            bucket = 1 << (len(redo) - 1).bit_length()  # powers of two: few distinct programs
+            fix = run([a[redo] for a in per_pair], min(chunk or bucket, bucket), max_passes=_MAX_PASSES, n_pad=bucket)
+            for k in out:
+                out[k][redo] = fix[k]
     return _finish(screen, out, n_perm, on_zero_bandwidth, settings)
 
 
-def _run_blocks(prep, shared, per_pair, bw, rtol, key, chunk, statics):
+def _run_pairs(x, shared, bw, rtol, key, statics, per_pair, chunk, *, max_passes, n_pad=None):
+    """Run the compiled pass on the given pairs, padded to whole chunks (by repeating the
+    last pair, whose extra results are dropped): a remainder chunk would compile the
+    whole per-pair program a second time."""
+    n = len(per_pair[0])
+    n_pad = max(n if n_pad is None else n_pad, n)
+    if chunk is not None and chunk < n_pad:
+        n_pad = -(-n_pad // chunk) * chunk
+    idx = np.minimum(np.arange(n_pad), n - 1)
+    args = [jnp.asarray(a[idx]) for a in per_pair]
+    out = _pairs(x, shared, *args, bw, rtol, key, chunk_size=chunk, max_passes=max_passes, **statics)
+    return {k: np.array(v)[:n] for k, v in out.items()}
+
+
+def _run_blocks(run, per_pair, chunk, max_passes):
     """The same compiled pass in up to 20 equal blocks of pairs, with a progress bar."""
     n_pairs = len(per_pair[0])
     step = chunk or n_pairs
@@ -621,12 +657,9 @@ def _run_blocks(prep, shared, per_pair, bw, rtol, key, chunk, statics):
     pieces = []
     bar = _progress(total=n_pairs, desc="disjointedness", enabled=True, unit="pair")
     for start in range(0, n_pairs, block):
-        idx = np.minimum(np.arange(start, start + block), n_pairs - 1)  # pad the last block by repetition
-        args = [jnp.asarray(a[idx]) for a in per_pair]
-        res = _pairs(prep.x, shared, *args, bw, rtol, key, chunk_size=min(step, block), **statics)
-        keep = min(block, n_pairs - start)
-        pieces.append(jax.tree.map(lambda v: np.asarray(v)[:keep], res))
-        bar.update(keep)
+        sub = [a[start : start + block] for a in per_pair]
+        pieces.append(run(sub, min(step, block), max_passes=max_passes, n_pad=block))
+        bar.update(len(sub[0]))
     bar.close()
     return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 

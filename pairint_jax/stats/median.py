@@ -169,7 +169,10 @@ def _refine(blocks, ranks, br, zero, passes, rtol, n_bins, max_passes, method) -
         cnt, _ = _uniform_hist(blocks() if callable(blocks) else blocks, lo, hi, n_bins, method)
         return _update_uniform(br, ranks, lo, hi, cnt, n_bins), it + 1
 
-    br, it = jax.lax.while_loop(cond, body, (br, jnp.asarray(passes, jnp.int32)))
+    if max_passes <= passes:  # static: no refinement pass at all (no loop in the program)
+        it = jnp.asarray(passes, jnp.int32)
+    else:
+        br, it = jax.lax.while_loop(cond, body, (br, jnp.asarray(passes, jnp.int32)))
     lo1, hi1, lo2, hi2 = (jnp.sqrt(jnp.maximum(v, 0.0)) for v in br)
     med = jnp.where(zero, 0.0, 0.25 * (lo1 + hi1 + lo2 + hi2)).astype(dtype)
     return MedianResult(
@@ -395,7 +398,10 @@ def grid_median(
         gathered per call cost nothing when no refinement pass runs).
       rtol: relative tolerance (traced).
       upper_bound: an upper bound on every valid squared distance.
-      n_bins, max_passes, count_method: of the refinement passes.
+      n_bins, max_passes, count_method: of the refinement passes (static). With
+        ``max_passes=1`` no refinement runs and the program has no loop: the result
+        is the grid bracket, ``converged`` says whether it meets ``rtol`` (callers can
+        then refine the few unconverged cases in a second, rarely compiled program).
 
     Returns:
       :class:`MedianResult`; ``n_passes`` counts the grid pass as 1.
