@@ -67,6 +67,7 @@ _OK, _ZERO_MEDIAN, _NOT_CONVERGED = 0, 1, 2
 # keeps the device busy; on CPU a chunk that stays in cache is several times faster.
 _MEMORY_BUDGET = {"cpu": 16 << 20}
 _MEMORY_BUDGET_DEFAULT = 4 << 30
+_GRID_RTOL = 2.5e-4  # below this median_rtol, grid bins never certify alone (see disjointedness_scores)
 _MAX_PASSES = 48  # cap on the certified medians' refinement passes
 _N_GRID = 16384  # bins of the float-bit grid of the "grid" median (about 0.1% wide in squared distance)
 
@@ -620,7 +621,9 @@ def disjointedness_scores(
     # Grid medians: one histogram pass certifies almost every pair, so the main program has
     # no refinement loop (smaller, faster to compile); the rare pairs whose grid bin is
     # wider than median_rtol are redone by a second program with refinement passes.
-    one_pass = method == "grid" and mode == "pair"
+    # (A grid bin is at least 2^-10 wide in squared distance, so a median_rtol below about
+    # 2.5e-4 always needs refinement: then the single program with the loop is used.)
+    one_pass = method == "grid" and mode == "pair" and median_rtol >= _GRID_RTOL
     passes = 1 if one_pass else _MAX_PASSES
     out = _run_blocks(run, per_pair, chunk, passes) if progress else run(per_pair, chunk, max_passes=passes)
     if one_pass:
