@@ -589,9 +589,10 @@ def disjointedness_scores(
         n0=prep.n0,
         m_s=prep.m_s,
         mode=mode,
-        kernel=kernel,
+        # statics that do not change this program are normalised (fewer compilations)
+        kernel=None if mode == "pair" else kernel,
         need_blocks=n_perm > 0,
-        median_method=method,
+        median_method=method if mode == "pair" else None,
         n_grid=_N_GRID,
         precision=precision,
     )
