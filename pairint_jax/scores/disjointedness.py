@@ -230,7 +230,14 @@ def _pairs_impl(
             row_max = jnp.maximum(jnp.sqrt(jnp.max(sq_ij)), shared["nrm0"])
             col_max = jnp.maximum(shared["nrm_s"][si], shared["nrm_s"][sj])
             ub = (row_max + col_max) ** 2 * (1 + 1e-5)
-            own = [(slab[:, ci:], mask_ij, m_ij_cols)]  # double vs i and j: one block
+            if median_method == "grid":
+                # the double against i and j, padding marked by -1 and materialised once: the
+                # histogram's flat index pass and the kernel sums then read it without re-deriving
+                # row/column masks per element (which costs XLA:CPU about 2x on a flattened pass)
+                d_own = _materialise(jnp.where(mask_ij[:, None] & m_ij_cols[None, :], slab[:, ci:], -1.0), rtol)
+                own = [(d_own, d_own >= 0)]
+            else:
+                own = [(slab[:, ci:], mask_ij, m_ij_cols)]  # double vs i and j: one block
             def control():  # the shared control-single blocks (gathered only where read)
                 return [(shared["d0s"][si], ones0, m_i), (shared["d0s"][sj], ones0, m_j)]
 
@@ -260,8 +267,12 @@ def _pairs_impl(
         col_sums = jnp.sum(jnp.where(mask_ij[:, None] & col_valid[None, :], k_slab, 0.0), axis=0)
         s_ij_ij = jnp.sum(col_sums[:c0]) - n_ij  # the exact-zero diagonal gives k = 1 per row
         s_ij_0 = jnp.sum(col_sums[c0:ci])
-        s_ij_i = jnp.sum(col_sums[ci:cj])
-        s_ij_j = jnp.sum(col_sums[cj:])
+        if mode == "pair" and median_method == "grid":
+            s_ij_i = jnp.sum(jnp.where(d_own[:, :m_s] >= 0, kf(d_own[:, :m_s]), 0.0))
+            s_ij_j = jnp.sum(jnp.where(d_own[:, m_s:] >= 0, kf(d_own[:, m_s:]), 0.0))
+        else:
+            s_ij_i = jnp.sum(col_sums[ci:cj])
+            s_ij_j = jnp.sum(col_sums[cj:])
         k_ij = kf(d_ij)
         s_i_j = jnp.sum(jnp.where(m_i[:, None] & m_j[None, :], k_ij, 0.0))
         if mode == "pair":
@@ -321,6 +332,19 @@ def _pairs_impl(
         return out
 
     return chunked_vmap(one, d_starts, d_counts, slot_i, slot_j, pair_index, chunk_size=chunk_size)
+
+
+def _materialise(x, token):
+    """``x``, computed once into its own buffer.
+
+    XLA:CPU otherwise fuses an elementwise producer into each consumer; a consumer that
+    flattens it (a scatter's index operand) then recomputes every broadcast operand with
+    per-element index arithmetic, about 2x slower. A conditional on a runtime value
+    (``token > 0``, always true here) is a fusion boundary that XLA cannot fold away
+    (``lax.optimization_barrier`` does not survive XLA:CPU's passes), and with an
+    unbatched predicate ``vmap`` keeps it a conditional.
+    """
+    return jax.lax.cond(token > 0, lambda v: v, lambda v: jnp.full_like(v, -1), x)
 
 
 def _kernel_fn(kernel, bandwidth):

@@ -53,11 +53,25 @@ class MedianResult(NamedTuple):
     n_passes: jax.Array
 
 
-Block = tuple  # (D [r, c] squared distances, row_mask [r], col_mask [c])
+Block = tuple  # (D [r, c] squared distances, row_mask [r], col_mask [c]) or (D [r, c], mask [r, c])
+
+
+def _split(block):
+    """``(D, valid mask [r, c])`` of a block given in either form."""
+    if len(block) == 2:
+        return block
+    d, rm, cm = block
+    return d, rm[:, None] & cm[None, :]
 
 
 def _count(blocks) -> jax.Array:
-    return sum(jnp.sum(rm, dtype=jnp.int32) * jnp.sum(cm, dtype=jnp.int32) for _, rm, cm in blocks)
+    total = jnp.zeros((), jnp.int32)
+    for b in blocks:
+        if len(b) == 2:
+            total = total + jnp.sum(b[1], dtype=jnp.int32)
+        else:
+            total = total + jnp.sum(b[1], dtype=jnp.int32) * jnp.sum(b[2], dtype=jnp.int32)
+    return total
 
 
 def _method(count_method: str) -> str:
@@ -112,8 +126,8 @@ def _uniform_hist(blocks, lo, hi, n_bins, method, count_zeros=False):
     scale = n_bins / jnp.maximum(hi - lo, jnp.finfo(dtype).tiny)
     cnt = jnp.zeros((nb,), jnp.int32)
     zeros = jnp.zeros((), jnp.int32)
-    for d, rm, cm in blocks:
-        m = rm[:, None] & cm[None, :]  # built here, fused into the pass (never a loop operand)
+    for block in blocks:
+        d, m = _split(block)  # masks built here, fused into the pass (never a loop operand)
         b = (jnp.clip(jnp.floor((d - lo) * scale), -1, n_bins) + 1).astype(jnp.int32)
         if method == "scatter":
             if count_zeros:  # one scatter serves both: zeros go to a second copy of the bins
@@ -192,7 +206,7 @@ def _nth_valid(mask: jax.Array, k: jax.Array) -> jax.Array:
 
 
 def _upper_bound(blocks):
-    return jnp.max(jnp.stack([jnp.max(jnp.where(rm[:, None] & cm[None, :], d, 0.0)) for d, rm, cm in blocks]))
+    return jnp.max(jnp.stack([jnp.max(jnp.where(m, d, 0.0)) for d, m in map(_split, blocks)]))
 
 
 def bracket_median(
@@ -390,7 +404,8 @@ def grid_median(
     ``extra_blocks`` included, refine it as in :func:`bracket_median`.
 
     Args:
-      blocks: ``(D, row_mask, col_mask)`` squared-distance blocks to bin now.
+      blocks: squared-distance blocks to bin now, each ``(D, row_mask, col_mask)`` or
+        ``(D, mask)`` with an elementwise ``[r, c]`` mask.
       spec: the grid (:func:`grid_spec`).
       extra_hist: ``[n_grid + 3]`` grid counts of ``extra_blocks`` (default none).
       extra_blocks: the blocks behind ``extra_hist``, or a zero-argument callable
@@ -409,7 +424,7 @@ def grid_median(
     method = _method(count_method)
     blocks = list(blocks)
     dtype = jnp.result_type(*[b[0].dtype for b in blocks])
-    hist = sum(grid_histogram(d, rm[:, None] & cm[None, :], spec) for d, rm, cm in blocks)
+    hist = sum(grid_histogram(d, m, spec) for d, m in map(_split, blocks))
     n_total = _count(blocks)
     if extra_hist is not None:
         hist = hist + extra_hist
