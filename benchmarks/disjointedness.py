@@ -136,15 +136,21 @@ def hyppo_loop(screen, max_pairs: int):
 
 # ----------------------------------------------------------------------------- timing helpers
 def timed(fn, repeats: int):
+    """(first call, median steady wall time, first output, median steady process CPU time).
+
+    The CPU time (all threads of this process) is less sensitive to other load on a
+    shared machine than the wall time; for a multi-threaded run it exceeds the wall time.
+    """
     t0 = time.perf_counter()
     first_out = fn()
     first = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
-    return first, statistics.median(times), first_out
+        cpu.append(time.process_time() - c0)
+    return first, statistics.median(times), first_out, statistics.median(cpu)
 
 
 def matmul_rate(d: int, precision) -> float:
@@ -213,8 +219,8 @@ def bench(wl: dict, args) -> None:
                              f"bandwidth rel. err {bw_rel:.2e} > 5e-3); not timing.")
         top = set(map(tuple, res.pairs[np.argsort(-np.nan_to_num(res.score, nan=-np.inf))[: len(interacting)]]))
         recall = len(top & interacting) / len(interacting)
-        _, steady, _ = timed(run, args.repeats)
-        rows.append((f"{kernel}, pair median, scores", first, steady, "", None, rel, bw_rel, recall))
+        _, steady, _, cpu = timed(run, args.repeats)
+        rows.append((f"{kernel}, pair median, scores", first, steady, cpu, "", None, None, rel, bw_rel, recall))
         if not args.skip_peers:
             try:
                 import torch
@@ -226,9 +232,9 @@ def bench(wl: dict, args) -> None:
                     if n_threads is not None:
                         torch.set_num_threads(n_threads)
                     tl = torch_loop(screen, kernel, device)
-                    _, peer_t, tout = timed(tl, max(1, min(args.repeats, 3)))
+                    _, peer_t, tout, peer_cpu = timed(tl, max(1, min(args.repeats, 3)))
                     label = f"torch loop ({device}" + ("" if n_threads is None else f", {n_threads} thr") + ")"
-                    rows.append((f"{kernel}, paper's per-pair loop", None, None, label, peer_t, None, None, None))
+                    rows.append((f"{kernel}, paper's per-pair loop", None, None, None, label, peer_t, peer_cpu, None, None, None))
                     peer_times[(kernel, n_threads)] = peer_t
                 torch.set_num_threads(default_threads)
                 # the loop's pooled estimator differs from the block form; check it agrees in ranking
@@ -240,30 +246,31 @@ def bench(wl: dict, args) -> None:
             try:
                 max_pairs = len(screen.pairs) if wl["m"] <= 300 else 5
                 hl, k = hyppo_loop(screen, max_pairs)
-                _, ht, _ = timed(hl, 1)
-                ht = ht * len(screen.pairs) / k
-                rows.append(("rbf, hyppo MMD per pair", None, None, "hyppo" + ("*" if k < len(screen.pairs) else ""), ht, None, None, None))
+                _, ht, _, hc = timed(hl, 1)
+                ht, hc = ht * len(screen.pairs) / k, hc * len(screen.pairs) / k
+                rows.append(("rbf, hyppo MMD per pair", None, None, None, "hyppo" + ("*" if k < len(screen.pairs) else ""), ht, hc, None, None, None))
             except ImportError:
                 notes.append("hyppo not importable: hyppo peer skipped")
     runf = lambda: pj.disjointedness_scores(screen, kernel="rbf", bandwidth=1.0, n_permutations=0, precision=precision)  # noqa: E731
-    first, steady, _ = timed(runf, args.repeats)
-    rows.append(("rbf, fixed bandwidth, scores", first, steady, "", None, None, None, None))
+    first, steady, _, cpu = timed(runf, args.repeats)
+    rows.append(("rbf, fixed bandwidth, scores", first, steady, cpu, "", None, None, None, None, None))
     runp = lambda: pj.disjointedness_scores(screen, kernel="rbf", n_permutations=200, precision=precision)  # noqa: E731
-    first, steady, _ = timed(runp, max(1, args.repeats // 2))
-    rows.append(("rbf, pair median, 200 permutations", first, steady, "", None, None, None, None))
+    first, steady, _, cpu = timed(runp, max(1, args.repeats // 2))
+    rows.append(("rbf, pair median, 200 permutations", first, steady, cpu, "", None, None, None, None, None))
     load_end = os.getloadavg()
 
-    hdr = f"{'workload / variant':44s} {'ours 1st':>9s} {'ours':>9s} {'peer':>22s} {'peer t':>9s} {'ratio':>7s} {'floor':>9s} {'rel.err':>8s} {'bw err':>8s} {'recall':>6s}"
+    hdr = (f"{'workload / variant':44s} {'ours 1st':>9s} {'ours':>9s} {'ours cpu':>9s} {'peer':>24s} {'peer t':>9s} "
+           f"{'peer cpu':>9s} {'ratio':>6s} {'floor':>8s} {'rel.err':>8s} {'bw err':>8s} {'recall':>6s}")
     print(hdr)
     print("-" * len(hdr))
     ours = {r[0].split(",")[0]: r[2] for r in rows if r[2] is not None and "pair median, scores" in r[0]}
-    for label, first, steady, peer, pt, rel, bw_rel, recall in rows:
+    for label, first, steady, cpu, peer, pt, pcpu, rel, bw_rel, recall in rows:
         base = steady if steady is not None else ours.get(label.split(",")[0])
-        ratio = f"{pt / base:7.1f}" if pt and base else ""
+        ratio = f"{pt / base:6.1f}" if pt and base else ""
         print(
-            f"{name + ' ' + label:44s} {_fmt(first):>9s} {_fmt(steady):>9s} {peer:>22s} {_fmt(pt):>9s} {ratio:>7s} "
-            f"{_fmt(floor):>9s} {'' if rel is None else f'{rel:.1e}':>8s} {'' if bw_rel is None else f'{bw_rel:.1e}':>8s} "
-            f"{'' if recall is None else f'{recall:.2f}':>6s}"
+            f"{name + ' ' + label:44s} {_fmt(first):>9s} {_fmt(steady):>9s} {_fmt(cpu):>9s} {peer:>24s} {_fmt(pt):>9s} "
+            f"{_fmt(pcpu):>9s} {ratio:>6s} {_fmt(floor):>8s} {'' if rel is None else f'{rel:.1e}':>8s} "
+            f"{'' if bw_rel is None else f'{bw_rel:.1e}':>8s} {'' if recall is None else f'{recall:.2f}':>6s}"
         )
     try:
         import torch
@@ -282,7 +289,8 @@ def bench(wl: dict, args) -> None:
               "histograms, kernel exps, sums) to overlap with them almost entirely.")
     for note in notes:
         print("note:", note)
-    print("ratio = peer time / our steady time for the same kernel (hyppo row: vs our RBF scores); rel.err = "
+    print("ratio = peer time / our steady time for the same kernel (hyppo row: vs our RBF scores); cpu = process CPU "
+          "time (all threads; less sensitive to other load than the wall time); rel.err = "
           "max|ours - float64| / max|float64| (float64 run with median_rtol=1e-7); bw err = max relative bandwidth "
           "error; recall = interacting pairs among the top-k. Steady times are medians of --repeats runs.")
 
