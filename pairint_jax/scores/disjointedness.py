@@ -438,7 +438,11 @@ def _auto_chunk(prep: _Prepared, mode: str, n_perm: int, itemsize: int) -> int:
         floats += n * n + 2 * n * 4 * n_perm
     per_pair = 3 * itemsize * floats
     budget = _MEMORY_BUDGET.get(jax.default_backend(), _MEMORY_BUDGET_DEFAULT)
-    return int(max(1, min(len(prep.d_starts), budget // max(per_pair, 1))))
+    n_pairs = len(prep.d_starts)
+    c_max = int(max(1, min(n_pairs, budget // max(per_pair, 1))))
+    # the pairs are padded to whole chunks: among chunk sizes down to half the budget's, take
+    # the one that pads least (45 pairs: 3 x 15 rather than 4 x 12 with 3 padding pairs)
+    return min(range(c_max, (c_max - 1) // 2, -1), key=lambda c: (-(-n_pairs // c) * c - n_pairs, -c))
 
 
 def _check_finite(screen, x) -> None:
