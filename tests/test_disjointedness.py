@@ -81,6 +81,21 @@ def test_large_control_padding_and_chunking_do_not_change_scores(x64, rng):
         np.testing.assert_allclose(got.matrix[got.perturbations.index(pa), got.perturbations.index(pb)], ref.matrix[a, b], rtol=1e-8)
 
 
+def test_unconverged_grid_medians_are_redone_by_the_refining_program(rng):
+    """An outlier stretches the grid (bins 2^-9 wide), so median_rtol=3e-4 is finer than a grid bin:
+    every pair goes through the second, refining program, and its bandwidth is within 3e-4 of
+    np.median of the cross distances (float32 data; float64 reference)."""
+    screen = _ragged_screen(rng)
+    x = np.array(screen.x, np.float32)
+    x[screen.offsets[screen.group_index("C")]] *= 1e3
+    screen = screen.with_x(x)
+    res = pj.disjointedness_scores(screen, n_permutations=0, median_rtol=3e-4, median_method="grid")
+    assert res.settings["median_passes_max"] > 1  # the refinement passes ran
+    bw = res.column_matrix("bandwidth")
+    for i, j in screen.pairs:
+        np.testing.assert_allclose(bw[i, j], exact_cross_median(_groups(screen, i, j)), rtol=3e-4 + 1e-5)
+
+
 def test_unscorable_pairs_are_nan_with_a_reason(rng):
     labels = ["ctrl"] * 10 + ["A"] * 5 + ["B"] * 5 + ["C"] * 1 + ["A+B"] * 5 + ["A+C"] * 4 + ["D"] * 3
     x = rng.normal(size=(len(labels), 3))
