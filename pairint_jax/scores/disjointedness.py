@@ -529,7 +529,9 @@ def disjointedness_scores(
       median_method: how the certified pair median is found (both guarantee
         ``median_rtol``): ``"grid"`` bins every cross distance on one float-bit grid
         (control-single blocks binned once and shared by all pairs; one scatter pass
-        per pair, best on CPU); ``"sample"`` brackets the median from a 1,024-entry
+        per pair, best on CPU; the few pairs whose grid bin is wider than
+        ``median_rtol`` are redone by a second, refining program, compiled only when
+        needed); ``"sample"`` brackets the median from a 1,024-entry
         subsample and refines it with fused counting passes (no scatter; best on
         GPUs); ``"auto"`` (default) picks by backend.
       global_sample: rows in the ``"global"`` bandwidth subsample (default 2048).
