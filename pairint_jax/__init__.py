@@ -26,6 +26,7 @@ from pairint_jax import nre
 from pairint_jax.scores.separability import separability_scores
 
 # -- discovery (issue 5) --
+from pairint_jax.discovery import Campaign, LowRankModel, SimulationResult, simulate, simulate_many
 
 # -- real datasets (issue 7) --
 from pairint_jax import datasets  # noqa: E402
@@ -33,6 +34,12 @@ from pairint_jax import datasets  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    # issue 5
+    "Campaign",
+    "LowRankModel",
+    "SimulationResult",
+    "simulate",
+    "simulate_many",
     # issue 3
     "additivity_scores",
     "disjointedness_scores",

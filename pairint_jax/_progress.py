@@ -14,7 +14,13 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     ``close()``, so callers need no ``if progress:`` branches.
     """
     if enabled:
-        from tqdm.auto import tqdm
+        import importlib.util
+
+        # tqdm.auto needs ipywidgets for notebook bars and warns without it: use the text bar then.
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
     return _Silent(iterable)

@@ -32,7 +32,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    for module in (common,):
+    from pairint_jax.commands import campaign, demo, score
+
+    for module in (common, demo, score, campaign):
         for command in module.COMMANDS:
             main.add_command(command)
 

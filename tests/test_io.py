@@ -19,7 +19,7 @@ def _data(d=4, seed=0):
     return x[perm], [LABELS[i] for i in perm]
 
 
-def _same(a: pj.Screen, b: pj.Screen):
+def assert_same_screen(a: pj.Screen, b: pj.Screen):
     assert a.perturbations == b.perturbations
     assert a.conditions == b.conditions
     assert a.offsets == b.offsets
@@ -32,7 +32,7 @@ def test_file_round_trip(tmp_path, suffix):
     s = pj.Screen.from_arrays(x, labels)
     path = tmp_path / f"screen.{suffix}"
     pj.write_screen(s, path)
-    _same(s, pj.read_screen(path))
+    assert_same_screen(s, pj.read_screen(path))
 
 
 def test_anndata_obs_column_and_obsm():
@@ -41,9 +41,9 @@ def test_anndata_obs_column_and_obsm():
     adata = anndata.AnnData(X=x, obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]))
     adata.obsm["X_emb"] = emb
     s = pj.Screen.from_anndata(adata, key="condition")
-    _same(s, pj.Screen.from_arrays(x, labels))
+    assert_same_screen(s, pj.Screen.from_arrays(x, labels))
     s2 = pj.Screen.from_anndata(adata, key="condition", obsm="X_emb")
-    _same(s2, pj.Screen.from_arrays(emb, labels))
+    assert_same_screen(s2, pj.Screen.from_arrays(emb, labels))
     with pytest.raises(ValueError, match="column 'perturbation' is not in adata.obs.*condition"):
         pj.Screen.from_anndata(adata)
     with pytest.raises(ValueError, match="obsm key 'X_pca' not found.*X_emb"):
@@ -55,7 +55,7 @@ def test_anndata_sparse_x_and_categorical_labels():
 
     x, labels = _data()
     adata = anndata.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame({"perturbation": pd.Categorical(labels)}, index=[str(i) for i in range(len(labels))]))
-    _same(pj.Screen.from_anndata(adata), pj.Screen.from_arrays(x, labels))
+    assert_same_screen(pj.Screen.from_anndata(adata), pj.Screen.from_arrays(x, labels))
 
 
 def test_h5ad_with_obsm(tmp_path):
@@ -64,7 +64,7 @@ def test_h5ad_with_obsm(tmp_path):
     adata.obsm["X_pca"] = x[:, :2] * 3
     path = tmp_path / "s.h5ad"
     adata.write_h5ad(path)
-    _same(pj.read_screen(path, obsm="X_pca"), pj.Screen.from_arrays(x[:, :2] * 3, labels))
+    assert_same_screen(pj.read_screen(path, obsm="X_pca"), pj.Screen.from_arrays(x[:, :2] * 3, labels))
 
 
 def test_parquet_feature_selection_and_list_column(tmp_path):
@@ -74,10 +74,10 @@ def test_parquet_feature_selection_and_list_column(tmp_path):
     df["batch"] = 1  # numeric but not a feature when features= is given
     path = tmp_path / "s.parquet"
     df.to_parquet(path)
-    _same(pj.read_screen(path, features=["g1", "g2", "g3", "g4"]), pj.Screen.from_arrays(x, labels))
+    assert_same_screen(pj.read_screen(path, features=["g1", "g2", "g3", "g4"]), pj.Screen.from_arrays(x, labels))
     df2 = pd.DataFrame({"cond": labels, "embedding": list(x.astype(np.float64))})
     df2.to_parquet(path)
-    _same(pj.read_screen(path, key="cond", features="embedding"), pj.Screen.from_arrays(x, labels))
+    assert_same_screen(pj.read_screen(path, key="cond", features="embedding"), pj.Screen.from_arrays(x, labels))
     with pytest.raises(ValueError, match="column 'perturbation' is not in"):
         pj.read_screen(path)
 
@@ -91,7 +91,7 @@ def test_npz_is_never_unpickled(tmp_path):
     np.savez(path, emb=x, labels=np.asarray(labels))
     with pytest.raises(ValueError, match="no array 'x'.*emb"):
         pj.read_screen(path)
-    _same(pj.read_screen(path, x_key="emb"), pj.Screen.from_arrays(x, labels))
+    assert_same_screen(pj.read_screen(path, x_key="emb"), pj.Screen.from_arrays(x, labels))
 
 
 def test_file_errors(tmp_path):

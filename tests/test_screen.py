@@ -135,7 +135,8 @@ def test_pairs_and_unscorable_reasons():
 def test_no_warning_when_everything_is_scorable():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _screen({"ctrl": 3, "A": 2, "B": 2, "A+B": 2})
+        _, _, s = _screen({"ctrl": 3, "A": 2, "B": 2, "A+B": 2})
+    assert s.unscorable == {}
 
 
 # ---------------------------------------------------------------- padding

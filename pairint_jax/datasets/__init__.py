@@ -13,6 +13,9 @@ Reference matrices (:class:`GeneMatrix` ``(genes, matrix)``, symmetric, NaN diag
 
 Known relations: :func:`corum_pairs` (CORUM co-complex pairs; bring your own CORUM file).
 
+Validation against known pairs: :func:`known_pair_ranks`, :func:`known_pair_enrichment`
+(hypergeometric), :func:`score_correlation` (Spearman against a published matrix).
+
 The bundled files, their sources, licences and processing are described in
 ``pairint_jax/datasets/data/README.md``; ``python -m pairint_jax.datasets._prepare``
 regenerates them from the raw files.
@@ -31,11 +34,13 @@ from pairint_jax.datasets.screens import (
     korkut2015,
     slkb_22rv1,
 )
+from pairint_jax.datasets.validation import Enrichment, known_pair_enrichment, known_pair_ranks, score_correlation
 
 __all__ = [
     "BIGPAPI_CELL_LINES",
     "BIGPAPI_CONTROLS",
     "BIGPAPI_SYNTHETIC_LETHAL",
+    "Enrichment",
     "GeneMatrix",
     "KORKUT_TARGETS",
     "SLKB_SAFE_PREFIX",
@@ -43,8 +48,11 @@ __all__ = [
     "ScreenInfo",
     "bigpapi",
     "corum_pairs",
+    "known_pair_enrichment",
+    "known_pair_ranks",
     "korkut2015",
     "norman2019_gi",
+    "score_correlation",
     "slkb_22rv1",
     "slkb_22rv1_scores",
 ]

@@ -60,6 +60,7 @@ def plot_pair_heatmap(
     vmax: float | None = None,
     colorbar_label: str | None = None,
     annotate: bool | None = None,
+    highlight_label: str = "known pair",
 ):
     """Draw a pair-score matrix as a heatmap (paper Fig. 3/5 style).
 
@@ -75,6 +76,7 @@ def plot_pair_heatmap(
       cmap, vmin, vmax: colour scale (default: the finite values' range).
       colorbar_label: default the column name.
       annotate: write values in the cells; default only when ``n <= 12``.
+      highlight_label: the legend entry of the outlined pairs (e.g. ``"true interaction"``).
 
     Returns:
       The matplotlib ``Figure``.
@@ -93,7 +95,7 @@ def plot_pair_heatmap(
     mat = mat[np.ix_(order, order)]
     onames = [names[k] for k in order]
     if ax is None:
-        size = min(12.0, 2.5 + 0.32 * n)
+        size = min(14.0, 2.5 + 0.32 * n)
         fig = Figure(figsize=(size + 1.2, size + 0.6), layout="constrained")
         ax = fig.add_subplot(1, 1, 1)
     else:
@@ -124,9 +126,13 @@ def plot_pair_heatmap(
             ax.axvline(k - 0.5, color="white", lw=1.5)
         starts = [0] + bounds
         ends = bounds + [n]
-        for s, e in zip(starts, ends):
-            if labels[s]:
-                ax.text((s + e - 1) / 2, -0.7, labels[s], ha="center", va="bottom", fontsize=8, rotation=45)
+        named = [(s, e) for s, e in zip(starts, ends) if labels[s]]
+        if named:
+            # Group names on a secondary top axis, so the title is placed above them.
+            top = ax.secondary_xaxis("top")
+            top.set_xticks([(s + e - 1) / 2 for s, e in named])
+            top.set_xticklabels([labels[s] for s, _ in named], rotation=30, ha="left", fontsize=8)
+            top.tick_params(length=0)
     if annotate is None:
         annotate = n <= 12
     if annotate:
@@ -138,20 +144,20 @@ def plot_pair_heatmap(
                     ax.text(b, a, f"{v:.2g}", ha="center", va="center", fontsize=7, color="black" if frac > 0.6 else "white")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
-    fs = 9 if n <= 20 else (7 if n <= 40 else 5)
+    fs = 9 if n <= 20 else (7 if n <= 40 else (5 if n <= 80 else 3.5))
     ax.set_xticklabels(onames, rotation=90, fontsize=fs)
     ax.set_yticklabels(onames, fontsize=fs)
     ax.set_xlim(-0.5, n - 0.5)
     ax.set_ylim(n - 0.5, -0.5)
     test = getattr(scores, "test", "") or "pair scores"
-    ax.set_title(title if title is not None else f"{test}: {column}", pad=28 if groups is not None else 6)
+    ax.set_title(title if title is not None else f"{test}: {column}")
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cb.set_label(colorbar_label or column)
     handles = []
     if (off & ~np.isfinite(mat)).any():
         handles.append(Patch(facecolor="0.85", edgecolor="0.55", hatch="///", label="not scorable"))
     if hl:
-        handles.append(Patch(fill=False, edgecolor="red", lw=2.0, label="known pair"))
+        handles.append(Patch(fill=False, edgecolor="red", lw=2.0, label=highlight_label))
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, fontsize=8, frameon=False)
     return fig

@@ -1,0 +1,167 @@
+"""``pairint campaign-init``, ``pairint propose``, ``pairint observe``, ``pairint campaign-status``:
+the lab loop on a campaign folder (see :mod:`pairint_jax.discovery.campaign`)."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import click
+
+from pairint_jax.commands.common import _cli_errors, device_option, select_device
+
+__all__ = ["COMMANDS"]
+
+
+def _read_names(perturbations: str) -> list[str]:
+    path = pathlib.Path(perturbations)
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    return [p.strip() for p in perturbations.split(",") if p.strip()]
+
+
+@click.command("campaign-init")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--perturbations", "-p", required=True,
+              help="A text file with one perturbation name per line, or a comma-separated list (A,B,C).")
+@click.option("--batch", default=10, show_default=True, help="Pairs per proposed batch.")
+@click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "random"]), default="ids", show_default=True,
+              help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, random.")
+@click.option("--seed", default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
+@click.option("--rank", default=5, show_default=True, help="Rank m of the low-rank model of the score matrix.")
+@click.option("--steps", default=5000, show_default=True, help="SVI steps per fit.")
+@click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
+@click.option("--lam", default=None, type=float, help="IDS: lambda of Psi = Delta^lambda / v (default 2).")
+@click.option("--beta", default=None, type=float, help="UCB: exploration weight beta (default 1).")
+@_cli_errors
+def campaign_init(folder, perturbations, batch, policy, seed, rank, steps, num_samples, lam, beta):
+    """Start a discovery campaign in FOLDER over all pairs of the given perturbations.
+
+    \b
+    Then loop:  pairint propose FOLDER   ->  run the pairs in the lab  ->  pairint score ...
+                pairint observe FOLDER scores.csv  ->  pairint propose FOLDER  -> ...
+    """
+    from pairint_jax.discovery.campaign import Campaign
+
+    names = _read_names(perturbations)
+    opts = {}
+    if lam is not None:
+        opts["lam"] = lam
+    if beta is not None:
+        opts["beta"] = beta
+    try:
+        c = Campaign.create(folder, names, batch=batch, policy=policy, seed=seed, rank=rank, steps=steps,
+                            num_samples=num_samples, policy_options=opts)
+    except (FileExistsError, TypeError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"created {c!r}")
+    click.echo(f"next: pairint propose {folder}")
+
+
+@click.command("propose")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the batch to this CSV (columns round, a, b). FOLDER/next_batch.csv is always written.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Report the fit on stderr.")
+@device_option
+@_cli_errors
+def propose(folder, out, progress, device):
+    """Suggest the next batch of pairs to run for the campaign in FOLDER (saved in FOLDER).
+
+    Proposing again before observing anything new prints the same batch.
+    """
+    select_device(device)
+    from pairint_jax.discovery.campaign import Campaign
+
+    c = _open(folder)
+    pairs = c.propose(progress=progress)
+    click.echo(f"round {c.round}: {len(pairs)} pair(s) to run")
+    for a, b in pairs:
+        click.echo(f"  {a} + {b}")
+    if out:
+        import pandas as pd
+
+        pd.DataFrame({"round": c.round, "a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}).to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+    click.echo(f"saved to {pathlib.Path(folder) / 'next_batch.csv'}")
+
+
+@click.command("observe")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("scores", type=click.Path(exists=True, dir_okay=False))
+@click.option("--score-column", default="score", show_default=True, help="Column of SCORES holding the pair score.")
+@_cli_errors
+def observe(folder, scores, score_column):
+    """Record the pair scores in the CSV SCORES (columns a, b, score) in the campaign in FOLDER.
+
+    The CSV that `pairint score` writes works as is: rows whose score is NaN and that give
+    a reason (unscorable pairs) are skipped with a message. Re-observing a pair with the
+    same score is harmless; a different score is an error.
+    """
+    import pandas as pd
+
+    c = _open(folder)
+    try:
+        df = pd.read_csv(scores, dtype={"a": str, "b": str}, keep_default_na=True)
+    except Exception as err:  # pandas raises several types for malformed files
+        raise click.ClickException(f"cannot read {scores} as CSV: {err}") from err
+    missing = [col for col in ("a", "b", score_column) if col not in df.columns]
+    if missing:
+        raise click.ClickException(
+            f"{scores} lacks column(s) {missing}; it has {list(df.columns)}. Expected a, b and {score_column!r} "
+            "(the CSV `pairint score` writes has them)."
+        )
+    vals = pd.to_numeric(df[score_column], errors="coerce").to_numpy(dtype=float)
+    bad_text = df[score_column].notna().to_numpy() & ~pd.notna(vals)
+    if bad_text.any():
+        row = int(bad_text.nonzero()[0][0])
+        raise click.ClickException(f"{scores}, row {row + 2}: score {df[score_column].iloc[row]!r} is not a number.")
+    reason = df["reason"].fillna("").astype(str).str.strip() if "reason" in df.columns else pd.Series([""] * len(df))
+    nan = ~pd.Series(vals).apply(math.isfinite).to_numpy()
+    skip = nan & (reason.to_numpy() != "")
+    unexplained = nan & ~skip
+    if unexplained.any():
+        row = int(unexplained.nonzero()[0][0])
+        raise click.ClickException(
+            f"{scores}, row {row + 2}: pair ({df['a'].iloc[row]}, {df['b'].iloc[row]}) has score {vals[row]} and no "
+            "reason; only finite scores can be observed. Remove the row or give the reason it could not be scored."
+        )
+    if skip.any():
+        click.echo(f"skipped {int(skip.sum())} unscorable pair(s), e.g.:")
+        for row in skip.nonzero()[0][:5]:
+            click.echo(f"  {df['a'].iloc[row]} + {df['b'].iloc[row]}: {reason.iloc[row]}")
+    keep = ~skip
+    pairs = list(zip(df["a"][keep], df["b"][keep]))
+    res = c.observe(pairs, vals[keep])
+    click.echo(f"recorded {res.added} new observation(s) in round {res.round}; {res.unchanged} already known")
+    click.echo(repr(c))
+
+
+@click.command("campaign-status")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--top", default=10, show_default=True, help="Show the best observed pairs.")
+@_cli_errors
+def campaign_status(folder, top):
+    """Summarise the campaign in FOLDER: rounds, observations, pending pairs, best scores."""
+    c = _open(folder)
+    click.echo(repr(c))
+    if c.pending:
+        click.echo("pending (proposed, not observed yet): " + ", ".join(f"{a} + {b}" for a, b in c.pending))
+    obs = sorted(c.observations, key=lambda o: -o["score"])[:top]
+    if obs:
+        click.echo(f"best {len(obs)} observed:")
+        for o in obs:
+            click.echo(f"  {o['a']} + {o['b']}: {o['score']:.6g} (round {o['round']})")
+
+
+def _open(folder):
+    from pairint_jax.discovery.campaign import Campaign
+
+    try:
+        return Campaign.open(folder)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from err
+
+
+COMMANDS = [campaign_init, propose, observe, campaign_status]
