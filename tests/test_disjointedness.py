@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import sys
 
 import jax
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 import pairint_jax as pj
 from pairint_jax.scores import disjointedness as disj_mod
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _disj_data import D13_INTERACTING, brute_mmd2, d13_screen, disjoint_mixture_screen, exact_cross_median  # noqa: E402
+from _disj_data import brute_mmd2, exact_cross_median  # noqa: E402
 
 
 def _ragged_screen(rng, control=23, d=3):
@@ -59,8 +59,10 @@ def test_scores_equal_float64_brute_force(kernel, bandwidth, method, x64, rng):
 
 
 def test_large_control_padding_and_chunking_do_not_change_scores(x64, rng):
-    """A control 50x larger than the other groups; adding a larger double (more padding for
-    every pair) and changing chunk_size leave every score unchanged."""
+    """A control 50x larger than the other groups. Scoring all pairs at once (chunk_size=None)
+    and, after adding a larger single and double (more padding for every pair), in chunks of 4
+    pairs (the 6 pairs padded to 8), gives the same scores (rtol 1e-8; medians certified to
+    1e-11 so that the different grids of the two screens do not matter)."""
     n = 8
     perts = ["A", "B", "C", "D"]
     labels = ["ctrl"] * (50 * n) + [p for p in perts for _ in range(n)]
@@ -73,11 +75,25 @@ def test_large_control_padding_and_chunking_do_not_change_scores(x64, rng):
     ref = pj.disjointedness_scores(base, chunk_size=None, **kw)
     i, j = base.pairs[0]
     np.testing.assert_allclose(ref.matrix[i, j], brute_mmd2(_groups(base, i, j), ref.column_matrix("bandwidth")[i, j], "rbf"), rtol=1e-6)
-    for screen, chunk in ((base, 1), (bigger, 4)):
-        got = pj.disjointedness_scores(screen, chunk_size=chunk, **kw)
-        for a, b in base.pairs:
-            pa, pb = base.perturbations[a], base.perturbations[b]
-            np.testing.assert_allclose(got.matrix[got.perturbations.index(pa), got.perturbations.index(pb)], ref.matrix[a, b], rtol=1e-8)
+    got = pj.disjointedness_scores(bigger, chunk_size=4, **kw)
+    for a, b in base.pairs:
+        pa, pb = base.perturbations[a], base.perturbations[b]
+        np.testing.assert_allclose(got.matrix[got.perturbations.index(pa), got.perturbations.index(pb)], ref.matrix[a, b], rtol=1e-8)
+
+
+def test_unconverged_grid_medians_are_redone_by_the_refining_program(rng):
+    """An outlier stretches the grid (bins 2^-9 wide), so median_rtol=3e-4 is finer than a grid bin:
+    every pair goes through the second, refining program, and its bandwidth is within 3e-4 of
+    np.median of the cross distances (float32 data; float64 reference)."""
+    screen = _ragged_screen(rng)
+    x = np.array(screen.x, np.float32)
+    x[screen.offsets[screen.group_index("C")]] *= 1e3
+    screen = screen.with_x(x)
+    res = pj.disjointedness_scores(screen, n_permutations=0, median_rtol=3e-4, median_method="grid")
+    assert res.settings["median_passes_max"] > 1  # the refinement passes ran
+    bw = res.column_matrix("bandwidth")
+    for i, j in screen.pairs:
+        np.testing.assert_allclose(bw[i, j], exact_cross_median(_groups(screen, i, j)), rtol=3e-4 + 1e-5)
 
 
 def test_unscorable_pairs_are_nan_with_a_reason(rng):
@@ -130,55 +146,74 @@ def test_bad_input_raises_clear_errors(rng):
             pj.disjointedness_scores(screen, **kw)
 
 
+@functools.lru_cache(maxsize=None)
+def _d13(seed, n_per_condition):
+    """The project's D.1.3 screen (``pj.synthetic.disjointedness_mixture``) and its truth."""
+    screen, truth = pj.synthetic.disjointedness_mixture(jax.random.key(seed), n_per_condition=n_per_condition)
+    return screen, truth[tuple(np.triu_indices(len(screen.perturbations), 1))]
+
+
+def _upper(res, name):
+    m = res.matrix if name == "score" else res.column_matrix(name)
+    return m[np.triu_indices(len(res.perturbations), 1)]
+
+
 @pytest.mark.parametrize("kernel", ["rbf", "matern52"])
 def test_d13_interacting_pairs_rank_on_top(kernel):
-    """Paper Fig. 3: on the D.1.3 screen (500 observations per condition, seeds 0 and 1) both
-    kernels rank D-E and F-G above all 19 other pairs."""
+    """Paper Fig. 3 on the project's D.1.3 screen: both kernels rank D-E and F-G above all 19
+    other pairs. 300 observations per condition, seeds 0 and 1. Seed-robustness (measured
+    with this code): at 300 per condition D-E and F-G were on top for 40 of 40 seeds with both
+    kernels (smallest ratio of the weaker interacting score to the largest null score 1.55);
+    at 200 per condition 2 of 10 seeds failed."""
     for seed in (0, 1):
-        res = pj.disjointedness_scores(d13_screen(500, seed), kernel=kernel, n_permutations=0)
-        top2 = {tuple(sorted(p)) for p in res.top(2)[["a", "b"]].itertuples(index=False)}
-        assert top2 == set(D13_INTERACTING), (seed, res.top(4))
+        screen, truth = _d13(seed, 300)
+        res = pj.disjointedness_scores(screen, kernel=kernel, n_permutations=0)
+        score = _upper(res, "score")
+        assert score[truth].min() > score[~truth].max(), (seed, res.top(4))
 
 
 def test_calibration_on_null_pairs_and_power(capsys):
-    """Level: 8 screens whose 14 pairs besides P0-P1 are all disjoint (112 null pairs, 40
-    observations per group, 99 null draws). The rejection rate at alpha = 0.05 must stay
-    within binomial noise of 0.05: <= 0.05 + 3 sd = 0.112 (false-failure rate 0.4% if the
-    pairs were independent; pairs of one screen share the control, so it is a bit higher).
-    Power: the D.1.3 interacting pairs (300 per condition, seed 0) must both be rejected
-    by both nulls; the power on the weakly interacting P0-P1 pair of the null screens is
-    printed for the bootstrap-vs-permutation comparison."""
-    alpha = 0.05
-    rates, weak, d13 = {}, {}, {}
+    """Level and power on the project's D.1.3 screens (150 observations per condition, seeds
+    0-5, 99 null draws, both nulls).
+
+    Level: in D.1.3 every pair but D-E and F-G touches different mixture components, so its
+    population MMD^2 is exactly 0: 6 x 19 = 114 null pairs. Their rejection rate at alpha = 0.05
+    must stay within binomial noise of 0.05: <= 0.05 + 3 sd. Pairs of one screen share the
+    control and singles, so their tests are dependent: over 80 seeds (permutation null) the
+    per-screen rejection counts had 1.5x the binomial variance (overall rate 0.057 over
+    1,520 null pairs), so the sd uses a design effect of 1.5: bound 0.125 (false-failure
+    rate about 0.15% under a normal approximation).
+    Power: the 12 interacting-pair tests (D-E and F-G of the 6 screens) must be rejected at
+    least 10 times by each null. Measured over 30 seeds at this size: power 0.98
+    (permutation) and 1.00 (bootstrap), so 3 or more misses of 12 has probability < 0.5%.
+    Both nulls' numbers (and the median interacting p-value, where the bootstrap's extra power
+    shows) are printed."""
+    alpha, deff = 0.05, 1.5
+    screens = [_d13(seed, 150) for seed in range(6)]
+    rate, power, p_int = {}, {}, {}
     for null in ("permutation", "bootstrap"):
-        p_null, p_weak = [], []
-        for seed in range(8):
-            screen = disjoint_mixture_screen(6, 40, seed, interact=3.0)
+        p_null, p_alt = [], []
+        for seed, (screen, truth) in enumerate(screens):
             res = pj.disjointedness_scores(screen, null=null, n_permutations=99, key=jax.random.key(seed))
-            df = res.to_frame()
-            is_weak = (df.a == "P0") & (df.b == "P1")
-            p_null += list(df.p_value[~is_weak])
-            p_weak += list(df.p_value[is_weak])
-        rates[null] = float(np.mean(np.asarray(p_null) <= alpha))
-        weak[null] = float(np.mean(np.asarray(p_weak) <= alpha))
-        hits = []
-        for seed in (0,):
-            res = pj.disjointedness_scores(d13_screen(300, seed), null=null, n_permutations=99, key=jax.random.key(seed))
-            hits += [res.column_matrix("p_value")[res.perturbations.index(a), res.perturbations.index(b)] <= alpha for a, b in D13_INTERACTING]
-        d13[null] = float(np.mean(hits))
-    n_null = 112
-    bound = alpha + 3 * np.sqrt(alpha * (1 - alpha) / n_null)
+            p = _upper(res, "p_value")
+            p_null += list(p[~truth])
+            p_alt += list(p[truth])
+        rate[null] = float(np.mean(np.asarray(p_null) <= alpha))
+        power[null] = float(np.mean(np.asarray(p_alt) <= alpha))
+        p_int[null] = float(np.median(p_alt))
+    n_null, n_alt = len(p_null), len(p_alt)
+    bound = alpha + 3 * np.sqrt(deff * alpha * (1 - alpha) / n_null)
     with capsys.disabled():
         print(
-            f"\n[disjointedness calibration] null rejection rate at 0.05 over {n_null} pairs: "
-            f"permutation {rates['permutation']:.3f}, bootstrap {rates['bootstrap']:.3f} (bound {bound:.3f}; "
-            f"P(Binom({n_null}, .05) > bound) = {sps.binom.sf(int(np.floor(bound * n_null)), n_null, alpha):.3f}); "
-            f"power on D.1.3 D-E/F-G: permutation {d13['permutation']:.2f}, bootstrap {d13['bootstrap']:.2f}; "
-            f"power on the weak P0-P1 pair (8 screens): permutation {weak['permutation']:.2f}, bootstrap {weak['bootstrap']:.2f}"
+            f"\n[disjointedness calibration, D.1.3 x 6 screens, 150/condition] null rejection rate at 0.05 over "
+            f"{n_null} pairs: permutation {rate['permutation']:.3f}, bootstrap {rate['bootstrap']:.3f} "
+            f"(bound {bound:.3f}); power on the {n_alt} D-E/F-G tests: permutation {power['permutation']:.2f}, "
+            f"bootstrap {power['bootstrap']:.2f}; median p of those: permutation {p_int['permutation']:.3f}, "
+            f"bootstrap {p_int['bootstrap']:.3f}"
         )
-    for null in rates:
-        assert rates[null] <= bound, (null, rates)
-        assert d13[null] == 1.0, (null, d13)
+    for null in rate:
+        assert rate[null] <= bound, (null, rate)
+        assert power[null] >= 10 / 12, (null, power)
 
 
 def test_global_subsample_median_within_half_percent():

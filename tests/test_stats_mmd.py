@@ -139,3 +139,33 @@ def test_benjamini_hochberg_matches_definition(rng):
     ref = np.array([min(1.0, min(m * pv[pv >= v] / np.array([np.sum(pv <= w) for w in pv[pv >= v]]))) for v in pv])
     np.testing.assert_allclose(q[ok], ref, rtol=1e-12)
     assert np.isnan(q[[3, 17]]).all()
+
+
+def test_permutation_null_equals_numpy_reference(x64, rng):
+    """permutation_null with given base permutations, on a padded layout, equals a NumPy
+    reference of its documented rule (each base permutation restricted, in order of
+    appearance, to the valid rows; block-form statistic of the permuted labels; rtol 1e-10
+    in float64), and the identity permutation reproduces the observed statistic."""
+    sizes, pad = SIZES, (2, 0, 3, 1)  # padding rows after each group, as in the screen layout
+    xs = _groups(rng)
+    z = np.concatenate([np.concatenate([x, np.zeros((p, 3))]) for x, p in zip(xs, pad)])
+    labels = np.concatenate([np.r_[np.full(n, g), np.full(p, -1)] for g, (n, p) in enumerate(zip(sizes, pad))])
+    d2 = ((z[:, None] - z[None]) ** 2).sum(-1)
+    kmat = np.exp(-d2 / (2 * 1.1**2))
+    n = len(labels)
+    base = np.stack([np.arange(n)] + [rng.permutation(n) for _ in range(5)])
+    got = np.asarray(pj.stats.permutation_null(jax.random.key(0), jnp.asarray(kmat), jnp.asarray(labels), n_permutations=6, base_permutations=jnp.asarray(base)))
+    valid = np.flatnonzero(labels >= 0)
+
+    def stat(lab):
+        groups = [z[lab == g] for g in range(4)]
+        return brute_mmd2(groups, 1.1, "rbf")
+
+    expected = []
+    for sigma in base:
+        order = sigma[sigma < len(valid)]  # the valid slots in order of appearance
+        lab = labels.copy()
+        lab[valid] = labels[valid][order]
+        expected.append(stat(lab))
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    np.testing.assert_allclose(got[0], stat(labels), rtol=1e-10)

@@ -66,8 +66,10 @@ _OK, _ZERO_MEDIAN, _NOT_CONVERGED = 0, 1, 2
 
 # Bytes of per-chunk intermediates when chunk_size="auto": on accelerators a large chunk
 # keeps the device busy; on CPU a chunk that stays in cache is several times faster.
-_MEMORY_BUDGET = {"cpu": 32 << 20}
+_MEMORY_BUDGET = {"cpu": 16 << 20}
 _MEMORY_BUDGET_DEFAULT = 4 << 30
+_GRID_RTOL = 2.5e-4  # below this median_rtol, grid bins never certify alone (see disjointedness_scores)
+_MAX_PASSES = 48  # cap on the certified medians' refinement passes
 _N_GRID = 16384  # bins of the float-bit grid of the "grid" median (about 0.1% wide in squared distance)
 
 
@@ -97,7 +99,14 @@ def _shared_impl(x, s_starts, s_counts, bw, *, n0, m_s, mode, kernel, need_block
     xs = jnp.where(mask_s[..., None], xs, 0.0)
     sq0 = jnp.sum(x0 * x0, axis=1)
     sqs = jnp.where(mask_s, jnp.sum(xs * xs, axis=2), 0.0)
-    out = {"xs": xs, "mask_s": mask_s, "nrm0": jnp.sqrt(jnp.max(sq0)), "nrm_s": jnp.sqrt(jnp.max(sqs, axis=1))}
+    out = {
+        "xs": xs,
+        "mask_s": mask_s,
+        "sq0": sq0,
+        "sqs": sqs,
+        "nrm0": jnp.sqrt(jnp.max(sq0)),
+        "nrm_s": jnp.sqrt(jnp.max(sqs, axis=1)),
+    }
     d00 = sq_distances(x0, precision=precision)
     d0s = jax.vmap(lambda a: sq_distances(x0, a, precision=precision))(xs)  # [n_s, n0, m_s]
     dss = jax.vmap(lambda a: sq_distances(a, precision=precision))(xs)  # [n_s, m_s, m_s]
@@ -149,6 +158,11 @@ _shared = jax.jit(
 TRACE_COUNT = {"pairs": 0}  # incremented each time the per-pair pass is traced (tests check recompilation)
 
 
+def _cross_sq(a, b, sq_a, sq_b, precision):
+    """Squared distances ``[ra, rb]`` from precomputed squared row norms, clamped at 0."""
+    return jnp.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * jnp.matmul(a, b.T, precision=precision), 0.0)
+
+
 def _pairs_impl(
     x,
     shared,
@@ -171,21 +185,24 @@ def _pairs_impl(
     precision,
     median_method,
     n_grid,
+    max_passes,
     mesh=None,
 ):
     TRACE_COUNT["pairs"] += 1
     dim = x.shape[1]
     x0 = x[:n0]
-    xs, mask_s = shared["xs"], shared["mask_s"]
+    xs, mask_s, sq0, sqs = shared["xs"], shared["mask_s"], shared["sq0"], shared["sqs"]
     m_s = xs.shape[1]
     dtype = x.dtype
     ones0 = jnp.ones((n0,), bool)
+    # Columns of a pair's distance slab: [ij (m_d) | control (n0) | i (m_s) | j (m_s)].
+    c0, ci, cj, ce = m_d, m_d + n0, m_d + n0 + m_s, m_d + n0 + 2 * m_s
+    self_diag = jnp.arange(m_d)[:, None] == jnp.arange(ce)[None, :]  # the ij-ij diagonal: exactly 0
     base_perms = None
     if n_perm > 0 and null == "permutation":
         # B permutations of the pooled layout, sorted once and shared by every pair (each pair
         # restricts them to its valid rows: uniform, no per-pair sort; see permutation_null).
-        n_pool = m_d + n0 + 2 * m_s
-        base_perms = jax.vmap(lambda k: jax.random.permutation(k, n_pool))(
+        base_perms = jax.vmap(lambda k: jax.random.permutation(k, ce))(
             jax.random.split(jax.random.fold_in(key, 0x7FFFFFFF), n_perm)
         ).astype(jnp.int32)
 
@@ -196,20 +213,36 @@ def _pairs_impl(
         x_ij = jnp.where(mask_ij[:, None], jax.lax.dynamic_slice(x, (start, jnp.zeros_like(start)), (m_d, dim)), 0.0)
         x_i, x_j, m_i, m_j = xs[si], xs[sj], mask_s[si], mask_s[sj]
         n_i, n_j = jnp.sum(m_i), jnp.sum(m_j)
-        d_self = sq_distances(x_ij, precision=precision)
-        d_0 = sq_distances(x_ij, x0, precision=precision)
-        d_s = sq_distances(x_ij, jnp.concatenate([x_i, x_j]), precision=precision)
-        d_i, d_j = d_s[:, :m_s], d_s[:, m_s:]
-        d_ij = sq_distances(x_i, x_j, precision=precision)
+        sq_ij = jnp.sum(x_ij * x_ij, axis=1)
+        # the pair's only unique distance products: one matmul for the double against
+        # [double, control, i, j] and one for i against j
+        slab = _cross_sq(
+            x_ij,
+            jnp.concatenate([x_ij, x0, x_i, x_j]),
+            sq_ij,
+            jnp.concatenate([sq_ij, sq0, sqs[si], sqs[sj]]),
+            precision,
+        )
+        slab = jnp.where(self_diag, 0.0, slab)
+        d_ij = _cross_sq(x_i, x_j, sqs[si], sqs[sj], precision)
+        m_ij_cols = jnp.concatenate([m_i, m_j])
         status = jnp.asarray(_OK, jnp.int32)
         n_passes = jnp.asarray(0, jnp.int32)
         if mode == "pair":
-            d0i, d0j = shared["d0s"][si], shared["d0s"][sj]
-            row_max = jnp.maximum(jnp.sqrt(jnp.max(jnp.where(mask_ij, jnp.sum(x_ij * x_ij, 1), 0.0))), shared["nrm0"])
+            row_max = jnp.maximum(jnp.sqrt(jnp.max(sq_ij)), shared["nrm0"])
             col_max = jnp.maximum(shared["nrm_s"][si], shared["nrm_s"][sj])
             ub = (row_max + col_max) ** 2 * (1 + 1e-5)
-            own = [(d_i, mask_ij, m_i), (d_j, mask_ij, m_j)]
-            control = [(d0i, ones0, m_i), (d0j, ones0, m_j)]
+            if median_method == "grid":
+                # the double against i and j, padding marked by -1 and materialised once: the
+                # histogram's flat index pass and the kernel sums then read it without re-deriving
+                # row/column masks per element (which costs XLA:CPU about 2x on a flattened pass)
+                d_own = _materialise(jnp.where(mask_ij[:, None] & m_ij_cols[None, :], slab[:, ci:], -1.0), rtol)
+                own = [(d_own, d_own >= 0)]
+            else:
+                own = [(slab[:, ci:], mask_ij, m_ij_cols)]  # double vs i and j: one block
+            def control():  # the shared control-single blocks (gathered only where read)
+                return [(shared["d0s"][si], ones0, m_i), (shared["d0s"][sj], ones0, m_j)]
+
             if median_method == "grid":
                 spec = GridSpec(base=shared["grid_base"], shift=shared["grid_shift"], n_grid=n_grid)
                 med = grid_median(
@@ -219,26 +252,34 @@ def _pairs_impl(
                     extra_blocks=control,
                     rtol=rtol,
                     upper_bound=ub,
+                    max_passes=max_passes,
                 )
             else:
-                med = bracket_median(own + control, key=k_med, rtol=rtol, upper_bound=ub)
+                med = bracket_median(own + control(), key=k_med, rtol=rtol, upper_bound=ub)
             h = med.median
             status = jnp.where(med.zero, _ZERO_MEDIAN, jnp.where(med.converged, _OK, _NOT_CONVERGED))
             n_passes = med.n_passes
             h_safe = jnp.where(med.zero, jnp.ones((), dtype), h)
         else:
             h = h_safe = bw
-        kf = lambda sq: kernel_from_sq(kernel, sq, h_safe)  # noqa: E731
-        k_self, k_0, k_i, k_j, k_ij = kf(d_self), kf(d_0), kf(d_i), kf(d_j), kf(d_ij)
-        mm = mask_ij[:, None]
-        s_ij_ij = jnp.sum(jnp.where(mm & mask_ij[None, :], k_self, 0.0)) - n_ij
-        s_ij_0 = jnp.sum(jnp.where(mm, k_0, 0.0))
-        s_ij_i = jnp.sum(jnp.where(mm & m_i[None, :], k_i, 0.0))
-        s_ij_j = jnp.sum(jnp.where(mm & m_j[None, :], k_j, 0.0))
+        kf = _kernel_fn(kernel, h_safe)
+        col_valid = jnp.concatenate([mask_ij, ones0, m_i, m_j])
+        k_slab = kf(slab)
+        # one masked reduction over the slab, then its four column blocks
+        col_sums = jnp.sum(jnp.where(mask_ij[:, None] & col_valid[None, :], k_slab, 0.0), axis=0)
+        s_ij_ij = jnp.sum(col_sums[:c0]) - n_ij  # the exact-zero diagonal gives k = 1 per row
+        s_ij_0 = jnp.sum(col_sums[c0:ci])
+        if mode == "pair" and median_method == "grid":
+            s_ij_i = jnp.sum(jnp.where(d_own[:, :m_s] >= 0, kf(d_own[:, :m_s]), 0.0))
+            s_ij_j = jnp.sum(jnp.where(d_own[:, m_s:] >= 0, kf(d_own[:, m_s:]), 0.0))
+        else:
+            s_ij_i = jnp.sum(col_sums[ci:cj])
+            s_ij_j = jnp.sum(col_sums[cj:])
+        k_ij = kf(d_ij)
         s_i_j = jnp.sum(jnp.where(m_i[:, None] & m_j[None, :], k_ij, 0.0))
         if mode == "pair":
-            k0i = jnp.where(m_i[None, :], kf(d0i), 0.0)
-            k0j = jnp.where(m_j[None, :], kf(d0j), 0.0)
+            k0i = jnp.where(m_i[None, :], kf(shared["d0s"][si]), 0.0)
+            k0j = jnp.where(m_j[None, :], kf(shared["d0s"][sj]), 0.0)
             s0i, s0j = jnp.sum(k0i), jnp.sum(k0j)
             s00 = 2.0 * jnp.sum(kf(shared["d00_tri"]))
             sii = 2.0 * jnp.sum(jnp.where(shared["mss_tri"][si], kf(shared["dss_tri"][si]), 0.0))
@@ -258,6 +299,7 @@ def _pairs_impl(
         t = mixture_mmd2_from_block_sums(sums, counts)
         out = {"score": t, "bandwidth": h, "status": status, "n_passes": n_passes}
         if n_perm > 0:
+            k_self, k_0, k_i, k_j = k_slab[:, :c0], k_slab[:, c0:ci], k_slab[:, ci:cj], k_slab[:, cj:]
             if mode == "pair":
                 k00 = kf(shared["d00"])
                 kii = jnp.where(m_i[:, None] & m_i[None, :], kf(shared["dss"][si]), 0.0)
@@ -294,10 +336,42 @@ def _pairs_impl(
     return chunked_vmap(one, d_starts, d_counts, slot_i, slot_j, pair_index, chunk_size=chunk_size, mesh=mesh)
 
 
+def _materialise(x, token):
+    """``x``, computed once into its own buffer.
+
+    XLA:CPU otherwise fuses an elementwise producer into each consumer; a consumer that
+    flattens it (a scatter's index operand) then recomputes every broadcast operand with
+    per-element index arithmetic, about 2x slower. A conditional on a runtime value
+    (``token > 0``, always true here) is a fusion boundary that XLA cannot fold away
+    (``lax.optimization_barrier`` does not survive XLA:CPU's passes), and with an
+    unbatched predicate ``vmap`` keeps it a conditional.
+    """
+    return jax.lax.cond(token > 0, lambda v: v, lambda v: jnp.full_like(v, -1), x)
+
+
+def _kernel_fn(kernel, bandwidth):
+    """``sq -> k(sq)`` for one bandwidth, with the per-bandwidth constants hoisted out."""
+    if kernel == "rbf":
+        scale = -0.5 / (bandwidth * bandwidth)
+        return lambda sq: jnp.exp(sq * scale)
+    return lambda sq: kernel_from_sq(kernel, sq, bandwidth)
+
+
 _pairs = jax.jit(
     _pairs_impl,
     static_argnames=(
-        "n0", "m_d", "mode", "kernel", "n_perm", "null", "chunk_size", "precision", "median_method", "n_grid", "mesh"
+        "n0",
+        "m_d",
+        "mode",
+        "kernel",
+        "n_perm",
+        "null",
+        "chunk_size",
+        "precision",
+        "median_method",
+        "n_grid",
+        "max_passes",
+        "mesh",
     ),
 )
 
@@ -410,7 +484,11 @@ def _auto_chunk(prep: _Prepared, mode: str, n_perm: int, itemsize: int) -> int:
         floats += n * n + 2 * n * 4 * n_perm
     per_pair = 3 * itemsize * floats
     budget = _MEMORY_BUDGET.get(jax.default_backend(), _MEMORY_BUDGET_DEFAULT)
-    return int(max(1, min(len(prep.d_starts), budget // max(per_pair, 1))))
+    n_pairs = len(prep.d_starts)
+    c_max = int(max(1, min(n_pairs, budget // max(per_pair, 1))))
+    # the pairs are padded to whole chunks: among chunk sizes down to half the budget's, take
+    # the one that pads least (45 pairs: 3 x 15 rather than 4 x 12 with 3 padding pairs)
+    return min(range(c_max, (c_max - 1) // 2, -1), key=lambda c: (-(-n_pairs // c) * c - n_pairs, -c))
 
 
 def _check_finite(screen, x) -> None:
@@ -492,7 +570,7 @@ def disjointedness_scores(
       key: PRNG key (default ``jax.random.key(0)``); pair ``k`` uses
         ``fold_in(key, k)``, so results do not depend on ``chunk_size``.
       chunk_size: pairs per vmapped chunk (static). ``"auto"`` (default) keeps the
-        chunk's intermediates near 4 GiB on accelerators and 32 MiB (cache-sized,
+        chunk's intermediates near 4 GiB on accelerators and 16 MiB (cache-sized,
         measured fastest) on CPU; ``None`` vmaps all pairs at once.
       precision: matmul precision of the distance products (``None``: device default,
         TF32 on recent NVIDIA GPUs; ``"highest"``: full float32).
@@ -500,7 +578,9 @@ def disjointedness_scores(
       median_method: how the certified pair median is found (both guarantee
         ``median_rtol``): ``"grid"`` bins every cross distance on one float-bit grid
         (control-single blocks binned once and shared by all pairs; one scatter pass
-        per pair, best on CPU); ``"sample"`` brackets the median from a 1,024-entry
+        per pair, best on CPU; the few pairs whose grid bin is wider than
+        ``median_rtol`` are redone by a second, refining program, compiled only when
+        needed); ``"sample"`` brackets the median from a 1,024-entry
         subsample and refines it with fused counting passes (no scatter; best on
         GPUs); ``"auto"`` (default) picks by backend.
       global_sample: rows in the ``"global"`` bandwidth subsample (default 2048).
@@ -609,9 +689,10 @@ def disjointedness_scores(
         n0=prep.n0,
         m_s=prep.m_s,
         mode=mode,
-        kernel=kernel,
+        # statics that do not change this program are normalised (fewer compilations)
+        kernel=None if mode == "pair" else kernel,
         need_blocks=n_perm > 0,
-        median_method=method,
+        median_method=method if mode == "pair" else None,
         n_grid=_N_GRID,
         precision=precision,
     )
@@ -638,29 +719,68 @@ def disjointedness_scores(
     )
     rtol = jnp.asarray(median_rtol, dtype)
     statics["mesh"] = mesh
-    n_dev = 1 if mesh is None else mesh_size(mesh)
     if stream:
-        block = stream_block or _streaming.auto_block(n_pairs, prep.n0, prep.m_d, prep.x.shape[1],
-                                                      jnp.dtype(dtype).itemsize, (chunk or 1) * n_dev)
-        layout = _streaming.BlockLayout(x_host, prep.n0, prep.m_d, int(block), np.dtype(dtype))
-        bar = _progress(total=n_pairs, desc="disjointedness", enabled=progress, unit="pair")
-
-        def call(xb, *args):  # xb: the block's raw rows [control | doubles], centred here as in memory
-            xb = _centre_and_pad(xb, n0=prep.n0, pad=0)
-            return _pairs(xb, shared, *map(jnp.asarray, args), bw, rtol, k_pairs,
-                          chunk_size=None if chunk is None else min(chunk, int(block)), **statics)
-
-        out = _streaming.run_blocks(layout, per_pair, call, progress_bar=bar)
-        bar.close()
-    elif not progress:
-        out = _pairs(prep.x, shared, *map(jnp.asarray, per_pair), bw, rtol, k_pairs, chunk_size=chunk, **statics)
-        out = jax.tree.map(np.asarray, out)
+        n_dev = 1 if mesh is None else mesh_size(mesh)
+        step = (chunk or 1) * n_dev  # whole chunks on every device: no remainder program
+        block = stream_block or _streaming.auto_block(
+            n_pairs, prep.n0, prep.m_d, prep.x.shape[1], jnp.dtype(dtype).itemsize, step
+        )
+        block = -(-int(block) // step) * step
+        layout = _streaming.BlockLayout(x_host, prep.n0, prep.m_d, block, np.dtype(dtype))
+        run = functools.partial(_run_pairs_streamed, layout, shared, bw, rtol, k_pairs, statics, progress=progress)
     else:
-        out = _run_blocks(prep, shared, per_pair, bw, rtol, k_pairs, chunk, statics)
+        run = functools.partial(_run_pairs, prep.x, shared, bw, rtol, k_pairs, statics)
+    # Grid medians: one histogram pass certifies almost every pair, so the main program has
+    # no refinement loop (smaller, faster to compile); the rare pairs whose grid bin is
+    # wider than median_rtol are redone by a second program with refinement passes.
+    # (A grid bin is at least 2^-10 wide in squared distance, so a median_rtol below about
+    # 2.5e-4 always needs refinement: then the single program with the loop is used.)
+    one_pass = method == "grid" and mode == "pair" and median_rtol >= _GRID_RTOL
+    passes = 1 if one_pass else _MAX_PASSES
+    blocks = progress and not stream  # the streamed runner has its own bar
+    out = _run_blocks(run, per_pair, chunk, passes) if blocks else run(per_pair, chunk, max_passes=passes)
+    if one_pass:
+        redo = np.flatnonzero(out["status"] == _NOT_CONVERGED)
+        if len(redo):
+            bucket = 1 << (len(redo) - 1).bit_length()  # powers of two: few distinct programs
+            fix = run([a[redo] for a in per_pair], min(chunk or bucket, bucket), max_passes=_MAX_PASSES, n_pad=bucket)
+            for k in out:
+                out[k][redo] = fix[k]
     return _finish(screen, out, n_perm, on_zero_bandwidth, settings)
 
 
-def _run_blocks(prep, shared, per_pair, bw, rtol, key, chunk, statics):
+def _run_pairs(x, shared, bw, rtol, key, statics, per_pair, chunk, *, max_passes, n_pad=None):
+    """Run the compiled pass on the given pairs, padded to whole chunks (by repeating the
+    last pair, whose extra results are dropped): a remainder chunk would compile the
+    whole per-pair program a second time."""
+    n = len(per_pair[0])
+    n_pad = max(n if n_pad is None else n_pad, n)
+    if chunk is not None and chunk < n_pad:
+        step = chunk * (1 if statics.get("mesh") is None else mesh_size(statics["mesh"]))  # whole chunks per device
+        n_pad = -(-n_pad // step) * step
+    idx = np.minimum(np.arange(n_pad), n - 1)
+    args = [jnp.asarray(a[idx]) for a in per_pair]
+    out = _pairs(x, shared, *args, bw, rtol, key, chunk_size=chunk, max_passes=max_passes, **statics)
+    return {k: np.array(v)[:n] for k, v in out.items()}
+
+
+def _run_pairs_streamed(layout, shared, bw, rtol, key, statics, per_pair, chunk, *, max_passes, n_pad=None, progress=False):
+    """:func:`_run_pairs` with the doubles sent from the host block by block (``stream=True``)."""
+    del n_pad  # every block is already padded to the layout's block size
+    chunk = None if chunk is None else min(chunk, layout.block)
+    bar = _progress(total=len(per_pair[0]), desc="disjointedness", enabled=progress, unit="pair")
+
+    def call(xb, *args):  # the block's raw rows [control | doubles], centred here as in memory
+        xb = _centre_and_pad(xb, n0=layout.n0, pad=0)
+        return _pairs(xb, shared, *map(jnp.asarray, args), bw, rtol, key, chunk_size=chunk, max_passes=max_passes,
+                      **statics)
+
+    out = _streaming.run_blocks(layout, per_pair, call, progress_bar=bar)
+    bar.close()
+    return out
+
+
+def _run_blocks(run, per_pair, chunk, max_passes):
     """The same compiled pass in up to 20 equal blocks of pairs, with a progress bar."""
     n_pairs = len(per_pair[0])
     step = chunk or n_pairs
@@ -670,12 +790,9 @@ def _run_blocks(prep, shared, per_pair, bw, rtol, key, chunk, statics):
     pieces = []
     bar = _progress(total=n_pairs, desc="disjointedness", enabled=True, unit="pair")
     for start in range(0, n_pairs, block):
-        idx = np.minimum(np.arange(start, start + block), n_pairs - 1)  # pad the last block by repetition
-        args = [jnp.asarray(a[idx]) for a in per_pair]
-        res = _pairs(prep.x, shared, *args, bw, rtol, key, chunk_size=min(step, block), **statics)
-        keep = min(block, n_pairs - start)
-        pieces.append(jax.tree.map(lambda v: np.asarray(v)[:keep], res))
-        bar.update(keep)
+        sub = [a[start : start + block] for a in per_pair]
+        pieces.append(run(sub, min(step, block), max_passes=max_passes, n_pad=block))
+        bar.update(len(sub[0]))
     bar.close()
     return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 

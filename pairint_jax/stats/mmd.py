@@ -218,9 +218,18 @@ def _onehot(labels: jax.Array, dtype) -> jax.Array:
     return jax.nn.one_hot(labels, 4, dtype=dtype)  # label -1 (padding) -> all zeros
 
 
-def _statistic_from_onehot(kmat, onehot, counts):
-    """MMD^2 of the labelling ``onehot [..., N, 4]`` on the pooled kernel ``kmat [N, N]`` (unit diagonal)."""
-    ke = jnp.einsum("mn,...nk->...mk", kmat, onehot)
+def _statistic_from_onehot(kmat, onehot, counts, k_valid=None):
+    """MMD^2 of the labelling ``onehot [..., N, 4]`` on the pooled kernel ``kmat [N, N]`` (unit diagonal).
+
+    With ``k_valid = K @ 1_valid`` (the labelled rows, the same in every labelling) only
+    three columns are multiplied: ``K e_3 = K 1_valid - K e_0 - K e_1 - K e_2``, a quarter
+    fewer FLOPs for a batch of labellings.
+    """
+    if k_valid is None:
+        ke = jnp.einsum("mn,...nk->...mk", kmat, onehot)
+    else:
+        ke3 = jnp.einsum("mn,...nk->...mk", kmat, onehot[..., :3])
+        ke = jnp.concatenate([ke3, (k_valid - jnp.sum(ke3, axis=-1))[..., None]], axis=-1)
     sums = jnp.einsum("...nk,...nl->...kl", onehot, ke) - jnp.diag(counts.astype(kmat.dtype))
     return mixture_mmd2_from_block_sums(sums, counts)
 
@@ -237,8 +246,9 @@ def permutation_null(
 
     Each permutation keeps the group sizes and permutes only valid rows (label
     ``>= 0``). All permutations are evaluated with one matrix product
-    ``K [N, N] @ E [N, 4B]`` (``E`` the stacked one-hot labellings), so the work is
-    ``8 N^2 B`` FLOPs on the matmul units.
+    ``K [N, N] @ E [N, 3B]`` (``E`` the stacked one-hot labellings of three groups; the
+    fourth group's column follows from ``K 1``), so the work is ``6 N^2 B`` FLOPs on the
+    matmul units.
 
     Random permutations need a sort; to sort only once for many pairs, pass
     ``base_permutations`` (``B`` permutations of ``range(N)``, e.g. shared by all
@@ -275,7 +285,8 @@ def permutation_null(
         return jnp.full((n,), -1, labels.dtype).at[jnp.where(jnp.arange(n) < n_valid, pos, n)].set(src, mode="drop")
 
     perm_labels = jax.vmap(one)(base_permutations)  # [B, N]
-    return _statistic_from_onehot(kmat, _onehot(perm_labels, kmat.dtype), counts)
+    k_valid = kmat @ valid.astype(kmat.dtype)  # the labelled rows are the same in every permutation
+    return _statistic_from_onehot(kmat, _onehot(perm_labels, kmat.dtype), counts, k_valid)
 
 
 def bootstrap_null(key: jax.Array, kmat: jax.Array, labels: jax.Array, *, n_bootstrap: int) -> jax.Array:
