@@ -589,9 +589,10 @@ def disjointedness_scores(
       progress: show a progress bar (the pass is then split into up to 20 equal
         compiled blocks of pairs).
       mesh: optional :class:`jax.sharding.Mesh`: the pairs are split over its devices
-        (``shard_map``; ``chunk_size`` then counts pairs per device; observations and
-        shared blocks replicated). Scores equal the single-device ones to float32
-        round-off (``tests/mesh_cases.py``).
+        (``shard_map``; ``chunk_size`` then counts pairs per device, and every device runs
+        whole chunks; observations and shared blocks replicated). With the same
+        ``chunk_size`` the scores equal the single-device ones bit for bit
+        (``tests/mesh_cases.py``).
       stream: keep the doubles in host memory and send them to the device in blocks of
         ``stream_block`` pairs (for screens that do not fit on the device; ``screen.x``
         may be a ``np.memmap``). Only the control and the singles stay on the device;
