@@ -296,6 +296,13 @@ def section_ids(args) -> list[dict]:
             floor = p * (8.0 * k * 5 + 2.0 * k * b2) / last["rate"]
             print(f"  n = {n:,}, K = {k}: IDS ~{t:.0f} s (extrapolated from the row above, B_2 = {b2}; "
                   f"FLOP floor at this matmul rate {floor:.1f} s)")
+        # nominal H100 SXM floors (spec sheet: 67 TFLOP/s float32, 3.35 TB/s): the flops of both passes,
+        # and the bytes of writing and reading every sampled value once per pass
+        n, k = 20000, args.k_target
+        p = n * (n - 1) // 2
+        fl = p * (8.0 * k * 5 + 2.0 * k * b2)
+        print(f"  nominal H100 floors for n = 20,000, K = {k} (not measured): {fl / 67e12:.2f} s of float32 flops "
+              f"({fl:.2e}), {2 * 2 * 4.0 * k * p / 3.35e12:.2f} s of memory traffic ({2 * 2 * 4.0 * k * p:.2e} B)")
     return rows
 
 
