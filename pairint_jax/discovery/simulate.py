@@ -46,7 +46,7 @@ import numpy as np
 from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery import acquisition as acq
 from pairint_jax.discovery import posterior as post
-from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
+from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded, sharded_spec
 
 __all__ = ["SimulationResult", "simulate", "simulate_many"]
 
@@ -379,6 +379,8 @@ def _run_program(prob, policies, keys, codes, *, model, batch, rounds, lr, sigma
     n_chains = len(codes)
     if mesh is not None:  # pad the chains to whole shards by repeating the last one; dropped below
         (chains, carry), _ = pad_leading((chains, carry), mesh_size(mesh))
+        # placed as the program returns them, so a later call (progress bar) reuses the compiled program
+        chains, carry = jax.device_put((chains, carry), sharded(mesh))
     static = dict(policies=policies, model=model, batch=batch, n_init=n_init,
                   first_random=first_random, reestimate=reestimate, chunk_size=chunk_size, mesh=mesh)
     t0 = time.perf_counter()

@@ -55,7 +55,7 @@ import numpy as np
 from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery.acquisition import _psi
 from pairint_jax.discovery.posterior import FactorSamples, _link
-from pairint_jax.parallel import check_mesh, mesh_size, replicated, shard_map, sharded_spec
+from pairint_jax.parallel import check_mesh, mesh_size, replicated, shard_map, sharded, sharded_spec
 
 __all__ = ["TiledBatch", "ids_tiled", "tile_plan"]
 
@@ -460,11 +460,14 @@ def ids_tiled(
     d = 1 if mesh is None else mesh_size(mesh)
     tiles = _tiles(nt)
     per = -(-n_tiles // d)
+    calls = min(20, per) if progress else 1
+    size = -(-per // calls)
+    calls = -(-per // size)
+    per = calls * size  # every call takes whole, equal blocks: one compiled shape
     tile_ok = np.arange(per * d) < n_tiles
     tiles = np.concatenate([tiles, np.zeros((per * d - n_tiles, 2), np.int32)])
     if excl is not None:
         excl = np.concatenate([excl, np.full((per * d - n_tiles,) + excl.shape[1:], t, np.int32)])
-    calls = min(20, per) if progress else 1
     bar = _progress(total=2 * per * d, desc="IDS tiles", enabled=progress, unit="tile")
     statics = dict(t=t, n=n, dense=dense, link=link, mesh=mesh)
 
@@ -472,7 +475,7 @@ def ids_tiled(
     k_pad = -(-k_dim // d) * d
     take = np.minimum(np.arange(k_pad), k_dim - 1)
     fs1 = _take_samples(fs, take) if k_pad != k_dim else fs
-    carry = (jnp.full((k_pad,), -jnp.inf, jnp.float32), jnp.zeros((k_pad,), jnp.int32), jnp.ones((k_pad,), bool))
+    carry = _place((jnp.full((k_pad,), -jnp.inf, jnp.float32), jnp.zeros((k_pad,), jnp.int32), jnp.ones((k_pad,), bool)), mesh)
     for blk in _blocks([tiles, tile_ok, excl], 1, calls):
         carry = _pass_best(carry, fs1, *map(_dev, blk), rem, **statics)
         bar.update(len(blk[0]))
@@ -509,7 +512,7 @@ def ids_tiled(
     fs2 = _take_samples(fs, order)
 
     # pass 2: tiles sharded, running top-b per device
-    carry = tuple(jnp.tile(x, d) for x in _empty_buffer(b))
+    carry = _place(tuple(jnp.tile(x, d) for x in _empty_buffer(b)), mesh)
     for blk in _blocks([tiles, tile_ok, excl], d, calls):
         carry = _pass_select(carry, fs2, *map(_dev, blk), rem, stats, key, b=b, mode=mode, **statics)
         bar.update(len(blk[0]))
@@ -524,6 +527,11 @@ def ids_tiled(
 def _multi_columns(n_multi: int) -> int:
     """Columns of the one-hot matrix: the groups with several samples, padded to a power of two."""
     return 1 << max(0, n_multi - 1).bit_length()
+
+
+def _place(carry, mesh):
+    """A carry placed as the sharded passes return it, so later calls (progress blocks) reuse the program."""
+    return carry if mesh is None else jax.device_put(carry, sharded(mesh))
 
 
 def _dev(x):

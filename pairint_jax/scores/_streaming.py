@@ -25,10 +25,9 @@ sent along with the singles).
 
 from __future__ import annotations
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 #: Bytes of one streamed block of doubles when ``stream_block`` is automatic.
 _BLOCK_BYTES = {"cpu": 64 << 20}
