@@ -135,3 +135,14 @@ def test_demo_cli_writes_a_report(tmp_path):
     table = pd.read_csv(out / "discovery.csv")
     assert list(table.policy) == ["ids", "ucb", "ts", "us", "random"]
     assert (out / "discovery.png").stat().st_size > 10_000
+
+
+def test_score_stream_and_all_devices_equal_the_default(screen_file, tmp_path):
+    runner = CliRunner()
+    base = ["score", str(screen_file), "--permutations", "0", "--no-progress", "--top", "0"]
+    assert runner.invoke(main, [*base, "--out", str(tmp_path / "a")]).exit_code == 0
+    res = runner.invoke(main, [*base, "--out", str(tmp_path / "b"), "--stream", "--devices", "all"])
+    assert res.exit_code == 0, res.output
+    a = pd.read_csv(tmp_path / "a" / "disjointedness.csv")
+    b = pd.read_csv(tmp_path / "b" / "disjointedness.csv")
+    np.testing.assert_array_equal(a.score.to_numpy(), b.score.to_numpy())

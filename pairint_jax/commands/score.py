@@ -30,8 +30,9 @@ def _parse_bandwidth(value: str):
 def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts):
     """Run one test with CLI-style options; returns ``PairScores``.
 
-    ``opts`` may hold: kernel, bandwidth, permutations, null (disjointedness);
-    estimator, k, dim, encoder, tau, epochs, batch_size, learning_rate, model (separability).
+    ``opts`` may hold: kernel, bandwidth, permutations, null, stream (disjointedness);
+    estimator, k, dim, encoder, tau, epochs, batch_size, learning_rate, model (separability);
+    mesh (both).
     """
     import jax
 
@@ -47,6 +48,8 @@ def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts
             null=opts.get("null", "permutation"),
             key=key,
             progress=progress,
+            mesh=opts.get("mesh"),
+            stream=opts.get("stream", False),
         )
     if test == "additivity":
         return pj.additivity_scores(screen)
@@ -64,6 +67,7 @@ def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts
             model=opts.get("model"),
             key=key,
             progress=progress,
+            mesh=opts.get("mesh"),
         )
     raise click.BadParameter(f"unknown test {test!r}; choose from {TESTS}.")
 
@@ -143,11 +147,16 @@ def _parse_pairs(text: str | None, sep: str):
 @click.option("--highlight", default=None, help="Pairs to outline on the heatmap, e.g. 'A+B,C+D'.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (permutations, NRE).")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Print the top pairs of each test.")
+@click.option("--devices", type=click.Choice(["one", "all"]), default="one", show_default=True,
+              help="all: shard the pairs (and conditions) over every visible device with a jax Mesh.")
+@click.option("--stream", is_flag=True, default=False,
+              help="Disjointedness: keep the doubles in host memory and send them to the device in blocks "
+                   "(for screens larger than device memory).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal).")
 @device_option
 def score(path, key, obsm, features, control, sep, tests, out_dir, kernel, bandwidth, permutations, null, estimator, k, dim,
           encoder, tau, epochs, batch_size, learning_rate, model_path, save_model, groups_path, highlight, seed, top,
-          progress, device):
+          devices, stream, progress, device):
     """Score every pair of the screen in PATH (.h5ad, .npz or .parquet).
 
     \b
@@ -171,7 +180,12 @@ def score(path, key, obsm, features, control, sep, tests, out_dir, kernel, bandw
     chosen = TESTS if "all" in tests else tuple(dict.fromkeys(tests))
     opts = dict(kernel=kernel, bandwidth=_parse_bandwidth(bandwidth), permutations=permutations, null=null,
                 estimator=estimator, k=k, dim=dim, encoder=encoder, tau=tau, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate)
+                learning_rate=learning_rate, stream=stream)
+    if devices == "all":
+        import pairint_jax as pj
+
+        opts["mesh"] = pj.make_mesh()
+        click.echo(f"sharding over {opts['mesh'].devices.size} device(s)")
     if model_path:
         import pairint_jax as pj
 
