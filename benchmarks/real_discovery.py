@@ -2,7 +2,7 @@
 
     python benchmarks/real_discovery.py                     # full protocol (40 min on a loaded 2-core CPU)
     python benchmarks/real_discovery.py --quick             # 20 rounds, 3 seeds, 1,000 SVI steps, K = 300
-    python benchmarks/real_discovery.py --markdown notes/real_discovery.md --plot-dir out/
+    python benchmarks/real_discovery.py --markdown real_discovery.md --plot-dir out/
 
 Protocol (DIGEST section 4): every policy (IDS, TS, UCB, US, random) runs ``rounds`` rounds of
 ``batch`` pairs for ``seeds`` seeds; the first round is random; each round refits the low-rank
