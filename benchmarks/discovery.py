@@ -393,10 +393,11 @@ def main(argv=None):
     ap.add_argument("--skip-timing", action="store_true", help="skip section 4.")
     ap.add_argument("--skip-sensitivity", action="store_true", help="skip section 3b (full mode only).")
     ap.add_argument("--sensitivity", action="store_true", help="run section 3b in --quick mode too.")
+    ap.add_argument("--rank", type=int, default=5, help="rank m of the low-rank model in section 3 (default 5).")
     args = ap.parse_args(argv)
     quick = args.quick
     cfg = dict(rounds=50, batch=10, seeds=3 if quick else 10, steps=1000 if quick else 5000,
-               num_samples=300 if quick else 1000, rank=5)
+               num_samples=300 if quick else 1000, rank=args.rank)
     t_all = time.perf_counter()
     check_correctness()
 

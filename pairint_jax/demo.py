@@ -167,6 +167,10 @@ def run_demo(out_dir: str | pathlib.Path, config: DemoConfig | None = None, *, e
         text = f"{title}: {int(np.isfinite(res.score).sum())} pairs scored in {timings[f'score {name}']:.1f} s. " \
                f"AUROC against the true interactions: {auc:.3f}; {hit} of the {len(true_pairs)} true pairs are in the " \
                f"top {len(true_pairs)}."
+        if name.startswith("disjointedness") and cfg.permutations:
+            text += (f" p-values come from {cfg.permutations} permutations, so the smallest attainable p-value is "
+                     f"1/{cfg.permutations + 1} = {1 / (cfg.permutations + 1):.4f}; q-values are Benjamini-Hochberg "
+                     "adjusted over all pairs.")
         if name.startswith("separability") and cfg.screen != "d11":
             text += (" Separability asks a different question from the planted truth: whether two perturbations act "
                      "on separate latent factors (their KL divergences from the control add up). On a mixture screen "
@@ -193,10 +197,16 @@ def run_demo(out_dir: str | pathlib.Path, config: DemoConfig | None = None, *, e
 
     # ------------------------------------------------------------------ report
     settings = dataclasses.asdict(cfg)
+    # show what a None ("the default") resolved to in this run
+    effective = {"n_per_condition": int(np.median(screen.counts)), "dim": int(np.prod(screen.feature_shape)),
+                 "rounds": metrics.get("discovery_rounds")}
+    for k, v in effective.items():
+        if settings.get(k) is None and v is not None:
+            settings[k] = f"{v} (default)"
     settings["device"] = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})"
     settings["jax"] = jax.__version__
     settings_df = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
-    timing_df = pd.DataFrame({"step": list(timings), "seconds": list(timings.values())})
+    timing_df = pd.DataFrame({"step": [*timings, "total"], "seconds": [*timings.values(), sum(timings.values())]})
     sections.append(Section("Settings and timings", "Everything needed to reproduce this run "
                             "(pairint demo with the same flags gives the same numbers).",
                             tables=[("Settings", settings_df), ("Timings (first calls include JIT compilation)", timing_df)]))
@@ -270,6 +280,7 @@ def _discovery_section(pj, cfg, screen, mmd, truth, out, step, timings, metrics,
     n = reward.shape[0]
     n_pairs = n * (n - 1) // 2
     rounds = cfg.rounds or max(1, int(0.35 * n_pairs) // cfg.batch)
+    metrics["discovery_rounds"] = rounds
     with step("discovery simulation"):
         sims = pj.simulate_many(reward, cfg.policies, rounds=rounds, batch=cfg.batch, seeds=cfg.seeds,
                                 steps=cfg.svi_steps, num_samples=cfg.posterior_samples, key=key, known=truth,

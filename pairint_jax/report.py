@@ -52,7 +52,9 @@ def _fmt_table(df, floatfmt: str = "{:.4g}"):
     out = df.copy()
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].map(lambda v: "" if pd.isna(v) else floatfmt.format(v))
+            out[col] = out[col].map(lambda v: "–" if pd.isna(v) else floatfmt.format(v))
+        elif not pd.api.types.is_numeric_dtype(out[col]):  # mixed columns: missing reads "not applicable"
+            out[col] = out[col].map(lambda v: "–" if v is None or (isinstance(v, float) and v != v) else v)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,6 +132,9 @@ def test_demo_cli_writes_a_report(tmp_path):
     for needle in ("Disjointedness, RBF kernel", "Disjointedness, Matern-2.5", "Additivity", "Separability, k-NN KL",
                    "D.1.1", "Choosing pairs to run next", "Settings and timings", "data:image/png;base64"):
         assert needle in html
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert "NaN" not in text and ">None<" not in text  # missing values read as "not applicable", defaults resolved
+    assert "smallest attainable p-value is 1/21" in html
     summary = pd.read_csv(out / "summary.csv")
     assert {"test", "seconds", "AUROC vs truth"} <= set(summary.columns)
     table = pd.read_csv(out / "discovery.csv")
