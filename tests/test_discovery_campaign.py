@@ -167,6 +167,57 @@ def test_pending_pairs_are_not_proposed_again_and_exports(tmp_path):
     assert d.propose() and json.loads((tmp_path / "d" / "campaign.json").read_text())["posterior"] is not None
 
 
+def test_large_campaigns_use_the_tiled_ids_with_the_same_batch(tmp_path, monkeypatch):
+    """From TILED_MIN_N perturbations on, IDS proposals come from ids_tiled (no [n, n] arrays).
+    Forced here on 12 names: the batch equals the in-memory IDS on the same posterior samples
+    (same keys, same fit), the first round is random, distinct and avoids pending pairs, and
+    resuming from disk gives the same proposals."""
+    import jax
+    import jax.numpy as jnp
+
+    from pairint_jax.discovery import acquisition as acq
+    from pairint_jax.discovery import campaign as camp
+    from pairint_jax.discovery import posterior as post
+
+    monkeypatch.setattr(camp, "TILED_MIN_N", 2)
+    calls = []
+    tiled = camp._compute_proposal_tiled
+    monkeypatch.setattr(camp, "_compute_proposal_tiled", lambda *a, **k: calls.append(1) or tiled(*a, **k))
+    r = truth()
+    c = Campaign.create(tmp_path / "c", NAMES, batch=4, seed=1, **SMALL)
+    first = c.propose()
+    assert len(set(first)) == 4 and all(a != b for a, b in first)
+    c.observe(first[:2], lab(first[:2], r))  # two observed, two in flight
+    state = json.loads((tmp_path / "c" / "campaign.json").read_text())
+    second = Campaign.open(tmp_path / "c").propose()
+    assert not set(second) & set(first)
+
+    # the in-memory IDS on the same fit and samples
+    ix = {p: i for i, p in enumerate(NAMES)}
+    model = post.LowRankModel(n=12, rank=2, steps=150, num_samples=64)
+    obs = state["observations"]
+    buf = post.Observations.from_pairs(np.array([[ix[o["a"]], ix[o["b"]]] for o in obs]),
+                                       np.array([o["score"] for o in obs]), capacity=camp._bucket(len(obs)))
+    kf, ks, ka = jax.random.split(jax.random.fold_in(jax.random.key(1), 2), 3)
+    start = post.init(jax.random.fold_in(jax.random.key(1), 0), model)
+    new, _ = post.fit_jit(kf, start, buf, model=model, lr=state["settings"]["lr"],
+                          sigma_scale=state["settings"]["sigma_scale"])
+    samples = post.sample(ks, new, model=model)
+    remaining = np.triu(np.ones((12, 12), bool), 1)
+    for a, b in first:
+        remaining[min(ix[a], ix[b]), max(ix[a], ix[b])] = False
+    ref = acq.ids(samples, jnp.asarray(remaining), ka, batch=4)
+    expected = [(NAMES[int(i)], NAMES[int(j)]) for i, j in np.asarray(ref.pairs)]
+    assert second == expected
+
+    # resume equality on the tiled path
+    d = Campaign.create(tmp_path / "d", NAMES, batch=4, seed=1, **SMALL)
+    assert d.propose() == first
+    d.observe(first[:2], lab(first[:2], r))
+    assert Campaign.open(tmp_path / "d").propose() == second
+    assert len(calls) == 4  # every proposal went through the tiled path
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 

@@ -516,6 +516,9 @@ def _compute_proposal(state: dict, *, progress: bool):
     n = len(names)
     index = {p: i for i, p in enumerate(names)}
     obs = state["observations"]
+    opts = acq.check_policy(s["policy"], dict(s["policy_options"]))
+    if s["policy"] == "ids" and n >= TILED_MIN_N and not opts.get("reestimate", False):
+        return _compute_proposal_tiled(state, opts, progress=progress)
     remaining = np.triu(np.ones((n, n), bool), 1)
     for o in obs:
         remaining[index[o["a"]], index[o["b"]]] = False
@@ -535,16 +538,7 @@ def _compute_proposal(state: dict, *, progress: bool):
     pairs = np.array([[index[o["a"]], index[o["b"]]] for o in obs])
     values = np.array([o["score"] for o in obs], np.float64)
     buf = post.Observations.from_pairs(pairs, values, capacity=_bucket(len(obs)))
-    if state["posterior"] is None:
-        start = post.init(jax.random.fold_in(jax.random.key(int(s["seed"])), 0), model)
-    else:
-        p = state["posterior"]
-        start = post.PosteriorState(
-            {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in p["params"].items()},
-            jnp.float32(p["shift"]),
-            jnp.float32(p["scale"]),
-        )
-    opts = acq.check_policy(s["policy"], dict(s["policy_options"]))
+    start = _start_state(state, model)
     if progress:
         print(f"round {rnd}: fitting the posterior to {len(obs)} observations ({s['steps']} SVI steps) ...", file=sys.stderr)
     new, b, info = _propose_program(
@@ -555,14 +549,101 @@ def _compute_proposal(state: dict, *, progress: bool):
     )
     if progress:
         print(f"round {rnd}: final loss {float(info.loss):.4g}, {int(b.n_valid)} valid posterior samples", file=sys.stderr)
-    posterior = {
+    return _batch_names(b, names), _posterior_json(new)
+
+
+def _posterior_json(new) -> dict:
+    if not all(np.all(np.isfinite(np.asarray(v))) for v in new.params.values()):
+        raise ValueError("the posterior fit produced non-finite parameters; check the observed scores (scale, outliers).")
+    return {
         "params": {k: np.asarray(v, np.float32).tolist() for k, v in new.params.items()},
         "shift": float(np.float32(new.shift)),
         "scale": float(np.float32(new.scale)),
     }
-    if not all(np.all(np.isfinite(np.asarray(v))) for v in new.params.values()):
-        raise ValueError("the posterior fit produced non-finite parameters; check the observed scores (scale, outliers).")
-    return _batch_names(b, names), posterior
+
+
+def _start_state(state: dict, model):
+    import jax
+    import jax.numpy as jnp
+
+    from pairint_jax.discovery import posterior as post
+
+    if state["posterior"] is None:
+        return post.init(jax.random.fold_in(jax.random.key(int(state["settings"]["seed"])), 0), model)
+    p = state["posterior"]
+    return post.PosteriorState(
+        {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in p["params"].items()},
+        jnp.float32(p["shift"]),
+        jnp.float32(p["scale"]),
+    )
+
+
+#: From this many perturbations on, an IDS campaign picks its batch with
+#: :func:`~pairint_jax.discovery.tiled.ids_tiled` (the same batch as the in-memory IDS, in
+#: tiles of candidate pairs, without ``[n, n]`` masks or ``K x pairs`` values), so that a
+#: genome-scale campaign (n = 20,000: 2 x 10^8 candidate pairs) fits in memory.
+TILED_MIN_N = 1000
+
+
+def _compute_proposal_tiled(state: dict, opts: dict, *, progress: bool):
+    """:func:`_compute_proposal` for large IDS campaigns: nothing of size ``n^2`` is built."""
+    import sys
+
+    import jax
+
+    from pairint_jax.discovery import posterior as post
+    from pairint_jax.discovery.tiled import ids_tiled
+
+    s = state["settings"]
+    names = state["perturbations"]
+    n = len(names)
+    index = {p: i for i, p in enumerate(names)}
+    obs = state["observations"]
+    taken = [(index[o["a"]], index[o["b"]]) for o in obs] + [(index[a], index[b]) for a, b in _pending(state)]
+    taken = np.array(sorted({(min(i, j), max(i, j)) for i, j in taken}), np.int64).reshape(-1, 2)
+    if len(taken) >= n * (n - 1) // 2:
+        raise ValueError("every pair of this campaign has been observed or is pending; nothing left to propose.")
+    rnd = int(state["rng"]["round"]) + 1
+    key = jax.random.fold_in(jax.random.key(int(s["seed"])), rnd)
+    batch = int(s["batch"])
+    if not obs:
+        return _random_pairs(jax.random.split(key)[1], n, taken, batch, names), None
+    model = post.LowRankModel(n=n, rank=s["rank"], offset=s["offset"], link=s["link"], standardize=s["standardize"],
+                              steps=s["steps"], num_samples=s["num_samples"], nonnegative=s.get("nonnegative", False))
+    pairs = np.array([[index[o["a"]], index[o["b"]]] for o in obs])
+    values = np.array([o["score"] for o in obs], np.float64)
+    buf = post.Observations.from_pairs(pairs, values, capacity=_bucket(len(obs)))
+    kf, ks, ka = jax.random.split(key, 3)
+    if progress:
+        print(f"round {rnd}: fitting the posterior to {len(obs)} observations ({s['steps']} SVI steps) ...", file=sys.stderr)
+    new, info = post.fit_jit(kf, _start_state(state, model), buf, model=model, lr=s["lr"], sigma_scale=s["sigma_scale"])
+    samples = post.sample(ks, new, model=model)
+    b = ids_tiled(samples, ka, batch=batch, exclude=taken, lam=float(opts.get("lam", 2.0)), progress=progress)
+    if progress:
+        print(f"round {rnd}: final loss {float(info.loss):.4g}, {int(b.n_valid)} valid posterior samples", file=sys.stderr)
+    return _batch_names(b, names), _posterior_json(new)
+
+
+def _random_pairs(key, n: int, taken: np.ndarray, batch: int, names: list[str]) -> list[tuple[str, str]]:
+    """``batch`` distinct uniformly random pairs ``i < j`` not in ``taken``, without an ``[n, n]`` mask
+    (rejection sampling, deterministic given ``key``)."""
+    import jax
+
+    skip = {(int(i), int(j)) for i, j in taken}
+    out: list[tuple[int, int]] = []
+    want = min(batch, n * (n - 1) // 2 - len(skip))
+    draw = 0
+    while len(out) < want:
+        ij = np.asarray(jax.random.randint(jax.random.fold_in(key, draw), (4 * batch + 16, 2), 0, n))
+        draw += 1
+        for i, j in ij:
+            p = (int(min(i, j)), int(max(i, j)))
+            if p[0] != p[1] and p not in skip:
+                skip.add(p)
+                out.append(p)
+                if len(out) == want:
+                    break
+    return [(names[i], names[j]) for i, j in out]
 
 
 def _batch_names(b, names):
