@@ -389,66 +389,70 @@ _global_median = jax.jit(_global_impl, static_argnames=("n_rows", "n_sample", "p
 
 
 # ----------------------------------------------------------------------------- host side
-def _prepare(screen) -> _Prepared:
+class _Layout(NamedTuple):
+    """Host-side group layout shared by the in-memory and streamed preparations."""
+
+    offsets: np.ndarray  # [G + 1] row offsets of the groups
+    counts: np.ndarray  # [G]
+    n0: int
+    singles: np.ndarray  # [n_s] group ids of the singles that some pair uses
+    m_s: int
+    m_d: int
+    dtype: type
+
+
+def _layout(screen) -> _Layout:
     pg = np.asarray(screen.pair_groups, dtype=np.int64)
-    offsets = np.asarray(screen.offsets, dtype=np.int64)
     counts = screen.counts
-    n0 = int(counts[0])
     singles = np.unique(pg[:, 2:4].reshape(-1))
-    slot = {int(g): k for k, g in enumerate(singles)}
-    s_counts = counts[singles]
-    m_s = _pad_size(int(s_counts.max()))
-    d_counts = counts[pg[:, 0]]
-    m_d = _pad_size(int(d_counts.max()))
     dtype = np.float64 if (screen.x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
-    # jnp.asarray, not np.asarray: a screen whose x already lives on the device (a Screen is a
-    # pytree; replace its leaf with jax.device_put(screen.x)) is used in place, not re-sent.
-    xj = _centre_and_pad(jnp.asarray(screen.x, dtype), n0=n0, pad=max(m_s, m_d))
+    return _Layout(
+        offsets=np.asarray(screen.offsets, dtype=np.int64),
+        counts=counts,
+        n0=int(counts[0]),
+        singles=singles,
+        m_s=_pad_size(int(counts[singles].max())),
+        m_d=_pad_size(int(counts[pg[:, 0]].max())),
+        dtype=dtype,
+    )
+
+
+def _prepared(screen, lay: _Layout, x, s_starts, d_starts) -> _Prepared:
+    pg = np.asarray(screen.pair_groups, dtype=np.int64)
+    slot = {int(g): k for k, g in enumerate(lay.singles)}
     return _Prepared(
-        x=xj,
-        n0=n0,
-        s_starts=offsets[singles].astype(np.int32),
-        s_counts=s_counts.astype(np.int32),
-        m_s=m_s,
-        d_starts=offsets[pg[:, 0]].astype(np.int32),
-        d_counts=d_counts.astype(np.int32),
+        x=x,
+        n0=lay.n0,
+        s_starts=s_starts,
+        s_counts=lay.counts[lay.singles].astype(np.int32),
+        m_s=lay.m_s,
+        d_starts=d_starts,
+        d_counts=lay.counts[pg[:, 0]].astype(np.int32),
         slot_i=np.asarray([slot[int(g)] for g in pg[:, 2]], np.int32),
         slot_j=np.asarray([slot[int(g)] for g in pg[:, 3]], np.int32),
-        m_d=m_d,
+        m_d=lay.m_d,
     )
+
+
+def _prepare(screen) -> _Prepared:
+    lay = _layout(screen)
+    pg = np.asarray(screen.pair_groups, dtype=np.int64)
+    # jnp.asarray, not np.asarray: a screen whose x already lives on the device (a Screen is a
+    # pytree; replace its leaf with jax.device_put(screen.x)) is used in place, not re-sent.
+    xj = _centre_and_pad(jnp.asarray(screen.x, lay.dtype), n0=lay.n0, pad=max(lay.m_s, lay.m_d))
+    return _prepared(screen, lay, xj, lay.offsets[lay.singles].astype(np.int32), lay.offsets[pg[:, 0]].astype(np.int32))
 
 
 def _prepare_streamed(screen):
     """``_prepare`` with only the control and singles on the device (``d_starts`` index the host rows)."""
+    lay = _layout(screen)
     pg = np.asarray(screen.pair_groups, dtype=np.int64)
-    offsets = np.asarray(screen.offsets, dtype=np.int64)
-    counts = screen.counts
-    n0 = int(counts[0])
-    singles = np.unique(pg[:, 2:4].reshape(-1))
-    slot = {int(g): k for k, g in enumerate(singles)}
-    s_counts = counts[singles]
-    m_s = _pad_size(int(s_counts.max()))
-    d_counts = counts[pg[:, 0]]
-    m_d = _pad_size(int(d_counts.max()))
-    dtype = np.float64 if (screen.x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
     x_host = _streaming.host_rows(screen)
     x_dev, s_starts = _streaming.device_part(
-        screen, x_host, n0=n0, singles=singles, offsets=offsets, counts=counts, m_s=m_s, pad=max(m_s, m_d),
-        centre_and_pad=_centre_and_pad, dtype=dtype,
+        screen, x_host, n0=lay.n0, singles=lay.singles, offsets=lay.offsets, counts=lay.counts, m_s=lay.m_s,
+        pad=max(lay.m_s, lay.m_d), centre_and_pad=_centre_and_pad, dtype=lay.dtype,
     )
-    prep = _Prepared(
-        x=x_dev,
-        n0=n0,
-        s_starts=s_starts,
-        s_counts=s_counts.astype(np.int32),
-        m_s=m_s,
-        d_starts=offsets[pg[:, 0]].astype(np.int64),
-        d_counts=d_counts.astype(np.int32),
-        slot_i=np.asarray([slot[int(g)] for g in pg[:, 2]], np.int32),
-        slot_j=np.asarray([slot[int(g)] for g in pg[:, 3]], np.int32),
-        m_d=m_d,
-    )
-    return prep, x_host
+    return _prepared(screen, lay, x_dev, s_starts, lay.offsets[pg[:, 0]].astype(np.int64)), x_host
 
 
 def _centre_and_pad(x, *, n0, pad):
