@@ -198,8 +198,12 @@ def _best(samples, rem, rows):
         fin = jnp.isfinite(r)
         finite = finite & jnp.all(fin | ~m[None], axis=(1, 2))
         rm = jnp.where(m[None] & fin, r, -jnp.inf).reshape(k, -1)
-        loc = jnp.argmax(rm, axis=1)
-        val = jnp.take_along_axis(rm, loc[:, None], 1)[:, 0]
+        # argmax as max + first index of the max: the same result (the lowest index among ties;
+        # 0 when all are -inf), and about 2x faster on CPU than XLA's variadic argmax reduction
+        val = jnp.max(rm, axis=1)
+        size = rm.shape[1]
+        first = jnp.where(rm == val[:, None], jnp.arange(size, dtype=jnp.int32)[None], size)
+        loc = jnp.minimum(jnp.min(first, axis=1), size - 1)
         flat = (start + loc // n) * n + loc % n
         better = val > best_val
         return (jnp.where(better, val, best_val), jnp.where(better, flat, best_idx), finite)
@@ -218,12 +222,23 @@ def _reference(w):
     return jnp.argmax(w > 0)
 
 
+def _wsum(w, x):
+    """``sum_s w[s] x[s]`` over the leading (sample) axis, as a matrix-vector product.
+
+    The same sum as ``jnp.sum(w[:, None, None] * x, 0)``; XLA:CPU runs a reduction over the
+    leading axis of a ``[K, rows, n]`` block several times slower than the GEMV (measured 6x for
+    the mean and variance at n = 1,000, K = 200). Full float32 precision, also on GPUs, whose
+    default matmul precision would round ``x`` to TF32.
+    """
+    return jnp.tensordot(w, x, axes=1, precision=jax.lax.Precision.HIGHEST)
+
+
 def _moments(samples, rem, w, rows, *, best_val=None, group=None):
     """Mean and std over valid samples, and (with ``best_val``/``group``) IDS's Delta and v.
 
     One pass per row block: values are centred by a reference sample (``rc = R - R_ref``),
-    then ``sum w rc``, ``sum w rc^2`` and ``sum w gap`` are reductions over samples that
-    XLA fuses into one read of the block. With ``group`` (which must be sorted, as
+    then ``sum w rc``, ``sum w rc^2`` and ``sum w gap`` are matrix-vector products over the
+    samples (:func:`_wsum`). With ``group`` (which must be sorted, as
     :func:`_ids_core` arranges) the group sums ``S_g = sum_{s in g} w_s rc_s`` come from one
     sorted ``segment_sum`` and ``v = sum_g (c_g / W) (S_g / c_g - mean)^2``.
     """
@@ -243,15 +258,15 @@ def _moments(samples, rem, w, rows, *, best_val=None, group=None):
         rz = jnp.where(keep, r, 0.0)
         base = rz[ref]
         rc = jnp.where(keep, rz - base, 0.0)
-        mean_c = jnp.sum(ww * rc, 0) / wsum
-        var = jnp.maximum(jnp.sum(ww * rc * rc, 0) / wsum - mean_c * mean_c, 0.0)
+        mean_c = _wsum(w, rc) / wsum
+        var = jnp.maximum(_wsum(w, rc * rc) / wsum - mean_c * mean_c, 0.0)
         outs = [mean_c + base, jnp.sqrt(var)]
         if with_ids:
             sums = jax.ops.segment_sum(ww * rc, group, num_segments=k, indices_are_sorted=True)
-            v = jnp.sum(jnp.where(p_g > 0, p_g * (sums * inv_c - mean_c) ** 2, 0.0), 0)
+            v = _wsum(p_g[:, 0, 0], jnp.where(p_g > 0, (sums * inv_c - mean_c) ** 2, 0.0))
             v = jnp.where(n_groups > 1, v, 0.0)  # one group: exactly 0, whatever the rounding
             gap = jnp.where(keep, jnp.maximum(best_val[:, None, None] - rz, 0.0), 0.0)
-            delta = jnp.sum(ww * gap, 0) / wsum
+            delta = _wsum(w, gap) / wsum
             outs += [delta, v]
         return tuple(jax.lax.dynamic_update_slice_in_dim(o, x, start, 0) for o, x in zip(c, outs))
 
