@@ -39,6 +39,10 @@ is a no-op; a different score is an error, as are unknown perturbations, a pair 
 perturbation with itself, and non-finite scores. A call is all-or-nothing: nothing is
 recorded if any entry is bad. Pairs need not come from a proposal.
 
+**Scale.** From :data:`TILED_MIN_N` perturbations on, an IDS campaign picks its batch with
+:func:`~pairint_jax.discovery.tiled.ids_tiled` (the same batch as the in-memory IDS), and its
+first, random batch by rejection sampling, so nothing of size ``n^2`` is ever built.
+
 This module imports JAX lazily (only :meth:`propose` needs it).
 """
 
