@@ -92,12 +92,28 @@ def make_mesh(devices=None, *, axis_name: str = AXIS) -> Mesh:
 
 
 def check_mesh(mesh) -> Mesh | None:
-    """``mesh`` if it is None or a :class:`~jax.sharding.Mesh`; a TypeError naming the type otherwise."""
-    if mesh is None or isinstance(mesh, Mesh):
+    """Validate ``mesh`` and return it with automatic axes (None stays None).
+
+    A mesh from :func:`jax.make_mesh` has *explicit* axes by default (jax >= 0.7), under
+    which ``shard_map`` refuses inputs that are not already sharded its way. This
+    library places its inputs itself, so the same devices and axis names are returned
+    as a mesh with ``AxisType.Auto`` axes; a mesh that already has them is returned as is.
+
+    Raises:
+      TypeError: ``mesh`` is neither None nor a :class:`~jax.sharding.Mesh`.
+    """
+    if mesh is None:
+        return None
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            "mesh must be a jax.sharding.Mesh (e.g. pairint_jax.make_mesh() or jax.make_mesh(...)) or None, "
+            f"got {type(mesh).__name__}."
+        )
+    axis_type = getattr(jax.sharding, "AxisType", None)
+    types = getattr(mesh, "axis_types", None)
+    if axis_type is None or types is None or all(t == axis_type.Auto for t in types):
         return mesh
-    raise TypeError(
-        f"mesh must be a jax.sharding.Mesh (e.g. pairint_jax.parallel.make_mesh()) or None, got {type(mesh).__name__}."
-    )
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(axis_type.Auto,) * len(mesh.axis_names))
 
 
 def mesh_size(mesh: Mesh) -> int:
