@@ -156,3 +156,14 @@ def test_a_jax_make_mesh_with_explicit_axes_works_everywhere(mesh, explicit_mesh
     kw = dict(rounds=1, batch=2, seeds=2, steps=10, num_samples=8, key=jax.random.key(0))
     np.testing.assert_array_equal(pj.simulate(r @ r.T, "ids", mesh=explicit_mesh, **kw).chosen,
                                   pj.simulate(r @ r.T, "ids", mesh=mesh, **kw).chosen)
+
+
+def test_a_two_dimensional_hosts_by_gpus_mesh_splits_over_all_its_devices(mesh):
+    # the layout of a multi-host run, (hosts, gpus): the items are split over both axes
+    mesh2 = jax.sharding.Mesh(np.asarray(jax.devices()).reshape(2, 4), ("hosts", "gpus"))
+    assert mesh_size(mesh2) == N_DEVICES
+    screen, _ = pj.synthetic.latent_factor(jax.random.key(5), 6, n_per_condition=30, n_control=60, dim=8)
+    one = pj.disjointedness_scores(screen, n_permutations=10, chunk_size=2)
+    two_d = pj.disjointedness_scores(screen, n_permutations=10, chunk_size=2, mesh=mesh2)
+    np.testing.assert_array_equal(two_d.score, one.score)
+    np.testing.assert_array_equal(two_d.columns["p_value"], one.columns["p_value"])
