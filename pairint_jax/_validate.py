@@ -1,0 +1,162 @@
+"""Checks of public parameters, shared by every entry point (validate once, at the boundary).
+
+Each helper takes the parameter's *name* as the user wrote it and the value, and either
+returns the value in canonical form or raises a ``ValueError``/``TypeError`` whose message
+names the parameter, says what was expected and what was received. Entry points call these
+before any array work, so users never see an exception raised inside JAX or NumPy.
+
+Example:
+  >>> positive_int("n_permutations", 200)
+  200
+  >>> ceil_div(10, 4)
+  3
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+__all__ = [
+    "ceil_div",
+    "round_up",
+    "positive_int",
+    "nonnegative_int",
+    "optional_positive_int",
+    "positive_float",
+    "finite_float",
+    "probability",
+    "one_of",
+    "as_key",
+    "as_bool",
+]
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for non-negative ints ``a`` and positive ints ``b``."""
+    return -(-int(a) // int(b))
+
+
+def round_up(a: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is ``>= a``."""
+    return ceil_div(a, multiple) * int(multiple)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def positive_int(name: str, value, *, minimum: int = 1, hint: str = "") -> int:
+    """``value`` as a Python int ``>= minimum``; ``TypeError`` for non-ints (bools included)."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__}).{_h(hint)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.{_h(hint)}")
+    return int(value)
+
+
+def nonnegative_int(name: str, value, *, hint: str = "") -> int:
+    """``value`` as a Python int ``>= 0``."""
+    return positive_int(name, value, minimum=0, hint=hint)
+
+
+def optional_positive_int(name: str, value, *, minimum: int = 1, hint: str = "") -> int | None:
+    """``None`` or a positive int (see :func:`positive_int`)."""
+    return None if value is None else positive_int(name, value, minimum=minimum, hint=hint)
+
+
+def finite_float(name: str, value, *, hint: str = "") -> float:
+    """``value`` as a finite Python float (ints accepted, bools and strings refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).{_h(hint)}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {value!r}.{_h(hint)}")
+    return out
+
+
+def positive_float(
+    name: str, value, *, allow_inf: bool = False, minimum: float = 0.0, maximum: float | None = None, hint: str = ""
+) -> float:
+    """``value`` as a float in ``(minimum, maximum]`` (``inf`` only with ``allow_inf``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a positive number, got {value!r} ({type(value).__name__}).{_h(hint)}")
+    out = float(value)
+    if math.isnan(out) or (math.isinf(out) and not (allow_inf and out > 0)):
+        raise ValueError(f"{name} must be a positive {'number' if allow_inf else 'finite number'}, got {value!r}.{_h(hint)}")
+    if not out > minimum:
+        raise ValueError(f"{name} must be > {minimum:g}, got {value!r}.{_h(hint)}")
+    if maximum is not None and out > maximum:
+        raise ValueError(f"{name} must be <= {maximum:g}, got {value!r}.{_h(hint)}")
+    return out
+
+
+def probability(name: str, value, *, open_interval: bool = True, hint: str = "") -> float:
+    """``value`` as a float in ``(0, 1)`` (or ``[0, 1]`` with ``open_interval=False``)."""
+    out = finite_float(name, value, hint=hint)
+    ok = 0.0 < out < 1.0 if open_interval else 0.0 <= out <= 1.0
+    if not ok:
+        span = "(0, 1)" if open_interval else "[0, 1]"
+        raise ValueError(f"{name} must lie in {span}, got {value!r}.{_h(hint)}")
+    return out
+
+
+def one_of(name: str, value, options: Sequence, *, hint: str = ""):
+    """``value`` if it is one of ``options``, else a ``ValueError`` listing them."""
+    try:
+        ok = value in tuple(options)
+    except TypeError:  # unhashable or odd comparisons
+        ok = False
+    if not ok:
+        listed = ", ".join(repr(o) for o in options)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}.{_h(hint)}")
+    return value
+
+
+def as_bool(name: str, value) -> bool:
+    """``value`` as a bool; only ``True``/``False`` (and NumPy bools) are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
+    return bool(value)
+
+
+def as_key(key, *, name: str = "key", default_seed: int | None = 0) -> jax.Array:
+    """A JAX PRNG key from ``key``.
+
+    Accepted: a typed key (``jax.random.key(seed)``), a legacy ``uint32[2]`` key
+    (``jax.random.PRNGKey(seed)``) or a non-negative int seed (``key=3`` means
+    ``jax.random.key(3)``). ``None`` means ``jax.random.key(default_seed)``; entry points
+    that pass ``default_seed=None`` require a key. Anything else is a ``TypeError`` that
+    says how to make a key.
+    """
+    how = f"pass {name}=jax.random.key(0) (or an int seed such as {name}=0)."
+    if key is None:
+        if default_seed is None:
+            raise TypeError(f"{name} is required: {how}")
+        return jax.random.key(default_seed)
+    if _is_int(key):
+        if not 0 <= int(key) < 2**63:
+            raise ValueError(f"{name}: an int seed must lie in [0, 2**63), got {key!r}; {how}")
+        return jax.random.key(int(key))
+    if isinstance(key, (jax.Array, np.ndarray)):
+        dtype = key.dtype
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            if key.shape != ():
+                raise ValueError(f"{name} must be one key (shape ()), got a batch of shape {key.shape}; {how}")
+            return key
+        if dtype == np.uint32 and key.shape == (2,):
+            return jax.random.wrap_key_data(key)
+    raise TypeError(f"{name} must be a JAX PRNG key, got {type(key).__name__} {_short(key)}; {how}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _h(hint: str) -> str:
+    return f" {hint}" if hint else ""

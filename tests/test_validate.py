@@ -1,0 +1,78 @@
+"""The shared boundary checks (pairint_jax._validate) and the compile-count test helper."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pairint_jax import _validate as V
+from _compiles import compile_log
+
+
+@pytest.mark.parametrize("a,b", [(0, 3), (1, 3), (3, 3), (10, 4), (12, 4), (7, 1)])
+def test_ceil_div_and_round_up_match_math(a, b):
+    assert V.ceil_div(a, b) == int(np.ceil(a / b))
+    assert V.round_up(a, b) == int(np.ceil(a / b)) * b
+
+
+@pytest.mark.parametrize(
+    "value,exc",
+    [(0, ValueError), (-3, ValueError), (True, TypeError), (1.0, TypeError), ("5", TypeError), (None, TypeError)],
+)
+def test_positive_int_refuses_with_the_parameter_name(value, exc):
+    with pytest.raises(exc, match="n_permutations"):
+        V.positive_int("n_permutations", value)
+
+
+def test_positive_int_accepts_numpy_ints():
+    assert V.positive_int("k", np.int64(4)) == 4 and type(V.positive_int("k", np.int64(4))) is int
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf"), "1"])
+def test_positive_float_refuses(value):
+    with pytest.raises((ValueError, TypeError), match="tau"):
+        V.positive_float("tau", value)
+
+
+def test_positive_float_allows_inf_when_asked():
+    assert V.positive_float("tau", float("inf"), allow_inf=True) == float("inf")
+
+
+def test_one_of_lists_the_options():
+    with pytest.raises(ValueError, match="'rbf', 'matern52'"):
+        V.one_of("kernel", "gauss", ("rbf", "matern52"))
+    with pytest.raises(ValueError):
+        V.one_of("kernel", ["unhashable"], ("rbf",))
+
+
+def test_as_key_accepts_keys_and_int_seeds_with_the_same_stream():
+    ref = jax.random.normal(jax.random.key(3))
+    for key in (jax.random.key(3), jax.random.PRNGKey(3), 3, np.int32(3)):
+        assert float(jax.random.normal(V.as_key(key))) == float(ref)
+    assert float(jax.random.normal(V.as_key(None))) == float(jax.random.normal(jax.random.key(0)))
+
+
+@pytest.mark.parametrize("bad", ["0", 1.5, jnp.ones(3), -1, 2**64])
+def test_as_key_refuses_with_a_recipe(bad):
+    with pytest.raises((TypeError, ValueError), match=r"jax\.random\.key"):
+        V.as_key(bad)
+
+
+def test_as_key_can_require_a_key():
+    with pytest.raises(TypeError, match="required"):
+        V.as_key(None, default_seed=None)
+
+
+def test_compile_log_counts_recompilation_only():
+    def doubled(x):
+        return 2 * x
+
+    f = jax.jit(doubled)
+    with compile_log() as log:
+        f(jnp.ones(3))
+        f(jnp.ones(3))
+    assert log.count("doubled") == 1
+    with compile_log() as log:
+        f(jnp.ones(3))
+        f(jnp.ones(5))
+    assert log.count("doubled") == 1
