@@ -160,6 +160,7 @@ def worker_disj(args) -> dict:
 
     import jax
     import pairint_jax as pj
+    from pairint_jax._validate import round_up
 
     labels = np.load(os.path.join(args.dir, "labels.npy"))
     grouping = pj.Screen.from_arrays(np.zeros((len(labels), 1), np.float32), labels, warn=False)
@@ -175,11 +176,9 @@ def worker_disj(args) -> dict:
     d = int(np.prod(screen.feature_shape))
     counts = screen.counts
     singles = np.unique(screen.pair_groups[:, 2:4])
-    m_d = -(-int(counts[screen.pair_groups[:, 0]].max()) // 8) * 8
+    m_d = round_up(int(counts[screen.pair_groups[:, 0]].max()), 8)
     small = int(counts[0] + counts[singles].sum())
     if args.stream:  # control + singles, plus two blocks of doubles (the default block size)
-        from pairint_jax.scores import _streaming
-
         block = min(args.stream_block, len(screen.pairs))
         resident = (small + 2 * (int(counts[0]) + block * m_d)) * d * 4
     else:

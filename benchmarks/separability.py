@@ -47,6 +47,7 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pairint_jax._validate import ceil_div  # noqa: E402
 from pairint_jax.nre import fit_nre, smile_readout  # noqa: E402
 from pairint_jax.nre.encoders import Critic, MLPEncoder  # noqa: E402
 from pairint_jax.nre.model import _padded_index  # noqa: E402
@@ -182,7 +183,7 @@ def main(argv=None):
     trainer = nre_trainer(model, class_prior=prior, learning_rate=1e-4)
     state = trainer.init(jax.random.key(2), x_tr[:1])
     bs = min(w["batch"], n_train)
-    steps = -(-n_train // bs)
+    steps = ceil_div(n_train, bs)
     t0 = time.perf_counter()
     state, info = run_epoch(jax.random.key(3), state, x_tr, y_tr, step_fn=trainer.step, batch_size=bs, n_steps=steps)
     jax.block_until_ready(info.loss)

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from pairint_jax._validate import optional_positive_int, round_up
+
 __all__ = [
     "chunked_vmap",
     "check_mesh",
@@ -161,7 +163,7 @@ def pad_leading(tree, multiple: int):
     m = int(leaves[0].shape[0])
     if m < 1:
         raise ValueError("pad_leading needs a non-empty leading axis.")
-    total = -(-m // int(multiple)) * int(multiple)
+    total = round_up(m, multiple)
     if total == m:
         return tree, m
 
@@ -203,8 +205,7 @@ def chunked_vmap(fn: Callable, *args, chunk_size: int | None = None, mesh: Mesh 
     leaves = jax.tree.leaves(args)
     if not leaves:
         raise ValueError("chunked_vmap needs at least one array argument.")
-    if chunk_size is not None and chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size}.")
+    chunk_size = optional_positive_int("chunk_size", chunk_size)
     mesh = check_mesh(mesh)
     if mesh is not None:
         return _sharded_vmap(fn, args, chunk_size, mesh)

@@ -29,12 +29,16 @@ import jax
 import numpy as np
 import pandas as pd
 
+from pairint_jax._validate import round_up
 from pairint_jax.labels import as_control_set, format_condition, parse_label
 
 __all__ = ["Screen", "UnscorableWarning", "bucket_size", "MIN_OBSERVATIONS"]
 
 #: Fewest observations a group needs to enter any score (U-statistics, k-NN).
 MIN_OBSERVATIONS = 2
+
+#: Bytes of observations read at once by the finiteness check (bounds memory on memmaps).
+_CHECK_BYTES = 64 << 20
 
 
 class UnscorableWarning(UserWarning):
@@ -55,7 +59,7 @@ def bucket_size(m: int, *, multiple: int = 8) -> int:
     if m <= 0:
         return multiple
     if m <= 64:
-        return -(-m // multiple) * multiple
+        return round_up(m, multiple)
     k = int(np.floor(np.log2(m)))
     for cand in (2**k, 3 * 2 ** (k - 1), 2 ** (k + 1)):
         if cand >= m:
@@ -74,6 +78,10 @@ class Screen:
 
     Build one with :meth:`from_arrays`, :meth:`from_anndata` or
     :func:`pairint_jax.read_screen`; the constructor itself does no validation.
+
+    Invariant: the observations of a screen built by :meth:`from_arrays` or
+    :meth:`with_x` (and so by every reader and generator) are all finite. The scorers
+    rely on it and do not check again.
 
     Attributes:
       x: ``[N, *feature_shape]`` observations, rows sorted by group.
@@ -356,7 +364,6 @@ class Screen:
     # ------------------------------------------------------------------ pairs
     @functools.cached_property
     def _pair_table(self):
-        n = self.n_perturbations
         single = self.single_groups
         counts = self.counts
         scorable, groups, reasons = [], [], {}
@@ -382,7 +389,6 @@ class Screen:
                 groups.append((g, 0, single[i], single[j]))
         pairs = np.asarray(scorable, dtype=np.int32).reshape(-1, 2)
         pair_groups = np.asarray(groups, dtype=np.int32).reshape(-1, 4)
-        del n
         return pairs, pair_groups, reasons
 
     @property
@@ -463,10 +469,20 @@ class Screen:
 
     # ------------------------------------------------------------------ transforms
     def with_x(self, x) -> Screen:
-        """The same grouping with new observations (same row order), e.g. embeddings."""
+        """The same grouping with new observations (same row order), e.g. embeddings.
+
+        ``x`` is validated like the observations of :meth:`from_arrays` (numeric, one row
+        per observation, every value finite); a ``np.memmap`` is checked in row blocks and
+        not copied.
+
+        Raises:
+          ValueError: a different number of rows, or non-finite values (the message names
+            the conditions and rows).
+        """
         x = _as_observation_array(x)
         if x.shape[0] != self.x.shape[0]:
             raise ValueError(f"with_x needs {self.x.shape[0]} rows, got {x.shape[0]}.")
+        _check_finite(x, self.conditions, self.offsets)
         return dataclasses.replace(self, x=x)
 
     def select(self, conditions: Iterable[str]) -> Screen:
@@ -552,16 +568,30 @@ def _check_empty_labels(labels: np.ndarray) -> None:
         )
 
 
-def _check_finite(xs: np.ndarray, conditions, offsets, order) -> None:
-    flat = xs.reshape(xs.shape[0], -1)
-    ok = np.isfinite(flat).all(axis=1)
-    if ok.all():
+def _nonfinite_rows(x: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``x`` holding a NaN or an inf, read in blocks of rows (memmaps)."""
+    n = x.shape[0]
+    row_bytes = max(1, int(np.prod(x.shape[1:])) * x.dtype.itemsize)
+    step = max(1, _CHECK_BYTES // row_bytes)
+    bad = []
+    for lo in range(0, n, step):
+        block = np.asarray(x[lo : lo + step]).reshape(min(step, n - lo), -1)
+        bad.append(lo + np.flatnonzero(~np.isfinite(block).all(axis=1)))
+    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
+
+
+def _check_finite(xs: np.ndarray, conditions, offsets, order=None) -> None:
+    """Raise if any observation is not finite (an invariant of every :class:`Screen`).
+
+    ``order[r]`` is the input row of sorted row ``r`` (for the message); default the identity.
+    """
+    bad = _nonfinite_rows(xs)
+    if not len(bad):
         return
-    bad = np.flatnonzero(~ok)
     group = np.searchsorted(np.asarray(offsets[1:]), bad, side="right")
     per = {}
     for b, g in zip(bad, group):
-        per.setdefault(conditions[g], []).append(int(order[b]))
+        per.setdefault(conditions[g], []).append(int(b if order is None else order[b]))
     detail = "; ".join(f"condition {c!r}: {len(r)} row(s) (e.g. input row {r[0]})" for c, r in list(per.items())[:5])
     raise ValueError(
         f"x has {len(bad)} observation(s) with non-finite values (NaN or inf): {detail}. "

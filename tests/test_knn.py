@@ -173,7 +173,7 @@ def test_duplicates_are_skipped_and_counted(x64, rng):
 
 def test_bad_input():
     x = np.zeros((10, 3), np.float32) + np.arange(10)[:, None]
-    with pytest.raises(ValueError, match="k must be a positive int"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         knn_kl(x, x, k=0)
     with pytest.raises(ValueError, match="same d"):
         knn_kl(x, x[:, :2])

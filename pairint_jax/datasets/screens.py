@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pairint_jax._validate import positive_int
 from pairint_jax.datasets._common import build_screen, bundled, check_columns, resolve_dtype, user_path
 from pairint_jax.datasets._prepare import KORKUT_TARGETS, korkut_raw_frame
 from pairint_jax.screen import MIN_OBSERVATIONS
@@ -289,8 +290,7 @@ def korkut2015(
     """
     if names not in ("target", "code"):
         raise ValueError(f"names must be 'target' or 'code', got {names!r}.")
-    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
-        raise ValueError(f"repeat must be an integer >= 1, got {repeat!r}.")
+    repeat = positive_int("repeat", repeat)
     dt = resolve_dtype(dtype)
     frame = _read_korkut(path)
     features = list(frame.columns[5:])

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import ceil_div
 from pairint_jax.nre.encoders import Critic, make_encoder
 from pairint_jax.nre.train import nre_trainer, stratified_split, train_loop
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
@@ -98,7 +99,7 @@ class TrainedNRE:
 def _batched_apply(model, variables, x, *, batch_size, method, mesh=None):
     n = x.shape[0]
     bs = max(1, min(batch_size, n))
-    n_b = -(-n // bs)
+    n_b = ceil_div(n, bs)
     xp = jnp.pad(x, ((0, n_b * bs - n),) + ((0, 0),) * (x.ndim - 1)).reshape((n_b, bs) + x.shape[1:])
 
     def one(xb):

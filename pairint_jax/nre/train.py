@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pairint_jax._validate import ceil_div
 from pairint_jax._progress import progress as _progress
 
 __all__ = ["NREState", "NREInfo", "NRETrainer", "nre_trainer", "nre_loss", "stratified_split", "evaluate_nre"]
@@ -280,7 +281,7 @@ def run_epoch(key, state, x, y, *, step_fn, batch_size: int, n_steps: int):
 @functools.partial(jax.jit, static_argnames=("model", "batch_size", "marginal"))
 def _evaluate(variables, x, y, class_prior, *, model, batch_size, marginal="all"):
     n = x.shape[0]
-    n_b = -(-n // batch_size)
+    n_b = ceil_div(n, batch_size)
     pad = n_b * batch_size - n
     xp = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((n_b, batch_size) + x.shape[1:])
     yp = jnp.pad(y, (0, pad)).reshape(n_b, batch_size)
@@ -343,7 +344,7 @@ def train_loop(
         raise ValueError(f"select must be 'accuracy' or 'loss', got {select!r}.")
     n_train = x_train.shape[0]
     bs = int(min(batch_size, n_train))
-    n_steps = -(-n_train // bs)
+    n_steps = ceil_div(n_train, bs)
     step_fn = trainer.step
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best_acc, best_vars, best_epoch = -np.inf, _variables(state.params, state.batch_stats), -1

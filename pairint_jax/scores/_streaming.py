@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import round_up
+
 #: Bytes of one streamed block of doubles when ``stream_block`` is automatic.
 _BLOCK_BYTES = {"cpu": 64 << 20}
 _BLOCK_BYTES_DEFAULT = 1 << 30
@@ -43,36 +45,23 @@ def host_rows(screen) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-def scan_rows(screen, x_host, n0: int, dtype):
-    """One pass over the rows in blocks: raise on non-finite rows; the row with the largest
-    squared norm after centring on the control mean (float64 on the host)."""
+def largest_row(x_host, n0: int) -> int:
+    """The row with the largest squared norm after centring on the control mean (one pass
+    over the rows in blocks, float64 on the host; the screen's rows are finite)."""
     mean = np.asarray(x_host[:n0], np.float64).mean(axis=0)
     best, best_row = -1.0, 0
-    bad = []
     for lo in range(0, x_host.shape[0], _ROWS_PER_READ):
-        blk = np.asarray(x_host[lo: lo + _ROWS_PER_READ], np.float64)
-        fin = np.isfinite(blk).all(axis=1)
-        if not fin.all():
-            bad.extend((lo + np.flatnonzero(~fin)).tolist())
-            continue
-        nrm = np.sum((blk - mean) ** 2, axis=1)
+        nrm = np.sum((np.asarray(x_host[lo: lo + _ROWS_PER_READ], np.float64) - mean) ** 2, axis=1)
         r = int(np.argmax(nrm))
         if nrm[r] > best:
             best, best_row = float(nrm[r]), lo + r
-    if bad:
-        groups = np.searchsorted(np.asarray(screen.offsets[1:]), np.asarray(bad), side="right")
-        names = sorted({screen.conditions[g] for g in groups})
-        raise ValueError(
-            f"the screen has {len(bad)} observation(s) with non-finite values in condition(s) {names[:5]}; "
-            "remove or impute them before scoring."
-        )
     return best_row
 
 
 def device_part(screen, x_host, *, n0, singles, offsets, counts, m_s, pad, centre_and_pad, dtype):
     """The device-resident rows ``[control | singles | largest-norm row]``, centred and padded,
     and each single's start in it."""
-    top_row = scan_rows(screen, x_host, n0, dtype)
+    top_row = largest_row(x_host, n0)
     pieces = [np.asarray(x_host[:n0])]
     starts = []
     pos = n0
@@ -93,7 +82,7 @@ def auto_block(n_pairs: int, n0: int, m_d: int, d: int, itemsize: int, multiple:
     per_pair = max(1, m_d * d * itemsize)
     block = max(1, (budget - n0 * d * itemsize) // per_pair)
     block = max(multiple, block // multiple * multiple)
-    return int(min(block, -(-n_pairs // multiple) * multiple))
+    return int(min(block, round_up(n_pairs, multiple)))
 
 
 class BlockLayout:

@@ -27,8 +27,7 @@ def additivity_scores(screen) -> PairScores:
     """Additivity score of every scorable pair: the norm of the non-additive part of the mean shift.
 
     ``A_ij = || (mu_ij - mu_0) - (mu_i - mu_0) - (mu_j - mu_0) ||_2`` where ``mu_g`` is the
-    mean observation (embedding) of condition ``g`` (``DIGEST.md`` section 3, paper
-    App. C.2). Disjoint perturbations give ``A_ij ~ 0`` (up to sampling noise of
+    mean observation (embedding) of condition ``g`` (paper App. C.2). Disjoint perturbations give ``A_ij ~ 0`` (up to sampling noise of
     order ``sqrt(tr Cov / n)``); large values mean the double's mean shift is not the
     sum of the singles' shifts. All pairs in one jitted pass (a ``segment_sum`` over
     groups, then a gather).
@@ -41,9 +40,6 @@ def additivity_scores(screen) -> PairScores:
       :class:`~pairint_jax.PairScores` with ``test="additivity"``; unscorable pairs are
       NaN with a reason.
 
-    Raises:
-      ValueError: non-finite observations.
-
     Example:
       >>> import numpy as np, pairint_jax as pj
       >>> x = np.array([[0.0], [0.0], [1.0], [1.0], [2.0], [2.0], [5.0], [5.0]])
@@ -55,13 +51,6 @@ def additivity_scores(screen) -> PairScores:
     if len(screen.pairs) == 0:
         return pair_scores_from_screen(screen, np.zeros(0), test="additivity", settings=settings)
     x = np.asarray(screen.x).reshape(screen.x.shape[0], -1)
-    if not np.isfinite(x).all():
-        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
-        groups = sorted({screen.conditions[g] for g in screen.group_ids[bad]})
-        raise ValueError(
-            f"the screen has {len(bad)} observation(s) with non-finite values in condition(s) {groups[:5]}; "
-            "remove or impute them before scoring."
-        )
     dtype = np.float64 if (x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
     score = _additivity(
         jnp.asarray(x, dtype),

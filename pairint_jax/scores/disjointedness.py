@@ -495,19 +495,6 @@ def _auto_chunk(prep: _Prepared, mode: str, n_perm: int, itemsize: int) -> int:
     return min(range(c_max, (c_max - 1) // 2, -1), key=lambda c: (-(-n_pairs // c) * c - n_pairs, -c))
 
 
-def _check_finite(screen, x) -> None:
-    if bool(jnp.all(jnp.isfinite(x))):
-        return
-    flat = np.asarray(screen.x).reshape(screen.x.shape[0], -1)
-    bad_rows = np.flatnonzero(~np.isfinite(flat).all(axis=1))
-    groups = np.searchsorted(np.asarray(screen.offsets[1:]), bad_rows, side="right")
-    names = sorted({screen.conditions[g] for g in groups})
-    raise ValueError(
-        f"the screen has {len(bad_rows)} observation(s) with non-finite values in condition(s) {names[:5]}; "
-        "remove or impute them before scoring."
-    )
-
-
 def _bandwidth_mode(bandwidth):
     if isinstance(bandwidth, str):
         if bandwidth not in BANDWIDTHS:
@@ -659,7 +646,6 @@ def disjointedness_scores(
         prep, x_host = _prepare_streamed(screen)
     else:
         prep = _prepare(screen)
-        _check_finite(screen, prep.x)
     k_global, k_pairs = jax.random.split(key)
     n_rows = int(screen.x.shape[0])
     if mode == "global":

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
+from pairint_jax._validate import as_key, nonnegative_int, positive_int
 from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
 from pairint_jax.results import PairScores, pair_scores_from_screen
 from pairint_jax.screen import MIN_OBSERVATIONS, Screen, bucket_size
@@ -247,15 +248,13 @@ def separability_scores(
         raise TypeError(f"separability_scores expects a Screen, got {type(screen).__name__}; build one with Screen.from_arrays.")
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}.")
+    k = positive_int("k", k, hint="(the neighbour order)")
     if select not in ("accuracy", "loss"):
         raise ValueError(f"select must be 'accuracy' or 'loss', got {select!r}.")
-    if isinstance(max_duplicates, bool) or not isinstance(max_duplicates, (int, np.integer)) or max_duplicates < 0:
-        raise ValueError(f"max_duplicates must be an int >= 0, got {max_duplicates!r}.")
+    max_duplicates = nonnegative_int("max_duplicates", max_duplicates)
     if eval_on not in ("heldout", "all"):
         raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
-    key = jax.random.key(0) if key is None else key
+    key = as_key(key)
     settings: dict = {"estimator": estimator}
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(

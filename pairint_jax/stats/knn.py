@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
 
 #: Trace counts of the compiled kernels (tests check that a second call does not retrace).
@@ -133,7 +134,7 @@ def _smallest(d2, ok, kk: int):
     if m <= _TILE:
         _, idx, found = _tile_smallest(d2, ok, kk)
         return idx, found
-    n_tiles = -(-m // _TILE)
+    n_tiles = ceil_div(m, _TILE)
     pad = n_tiles * _TILE - m
     lead = d2.shape[:-1]
     widths = [(0, 0)] * len(lead) + [(0, pad)]
@@ -217,23 +218,11 @@ def _finish(sum_log_ratio, n, m, dim, k, bad_rows, n_dup, dtype):
     return KnnKL(kl=jnp.where(valid, kl, jnp.nan), n_duplicates=n_dup.astype(jnp.int32), valid=valid)
 
 
-def _prepare(x, name):
+def _as_float(x):
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     return x
-
-
-def _check_slack(max_duplicates):
-    if isinstance(max_duplicates, bool) or not isinstance(max_duplicates, (int, np.integer)) or max_duplicates < 0:
-        raise ValueError(f"max_duplicates must be an int >= 0, got {max_duplicates!r}.")
-    return int(max_duplicates)
-
-
-def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int (the neighbour order), got {k!r}.")
-    return int(k)
 
 
 def _default_mask(mask, n, name):
@@ -266,8 +255,8 @@ def knn_kl_info(x_p, x_q, *, k: int = 1, mask_p=None, mask_q=None, dim=None, max
       :class:`KnnKL` with scalar ``kl``, ``n_duplicates`` and ``valid``. Under ``jit``
       with traced masks, too few points give ``valid=False`` (``kl`` NaN) instead of an error.
     """
-    k = _check_k(k)
-    x_p, x_q = _prepare(x_p, "x_p"), _prepare(x_q, "x_q")
+    k = positive_int("k", k, hint="(the neighbour order)")
+    x_p, x_q = _as_float(x_p), _as_float(x_q)
     if x_p.ndim != 2 or x_q.ndim != 2:
         raise ValueError(
             f"x_p and x_q must be [n, d] and [m, d] arrays, got shapes {x_p.shape} and {x_q.shape}; "
@@ -282,7 +271,7 @@ def knn_kl_info(x_p, x_q, *, k: int = 1, mask_p=None, mask_q=None, dim=None, max
     _check_counts_concrete(mask_p, k + 1, "x_p (samples of P)", k)
     _check_counts_concrete(mask_q, k, "x_q (samples of Q)", k)
     d = jnp.asarray(x_p.shape[1] if dim is None else dim, dtype)
-    return _knn_kl_single(x_p, x_q, mask_p, mask_q, d, k=k, slack=_check_slack(max_duplicates))
+    return _knn_kl_single(x_p, x_q, mask_p, mask_q, d, k=k, slack=nonnegative_int("max_duplicates", max_duplicates))
 
 
 @functools.partial(jax.jit, static_argnames=("k", "slack"))
@@ -397,17 +386,16 @@ def knn_kl_all(
       >>> knn_kl_all(x0, xg).kl.shape
       (10,)
     """
-    k = _check_k(k)
-    x_p, x_groups = _prepare(x_p, "x_p"), _prepare(x_groups, "x_groups")
+    k = positive_int("k", k, hint="(the neighbour order)")
+    x_p, x_groups = _as_float(x_p), _as_float(x_groups)
     if x_p.ndim != 2 or x_groups.ndim != 3:
         raise ValueError(
             f"x_p must be [n, d] and x_groups [G, m, d], got shapes {x_p.shape} and {x_groups.shape}."
         )
     if x_p.shape[1] != x_groups.shape[2]:
         raise ValueError(f"x_p has {x_p.shape[1]} features but x_groups has {x_groups.shape[2]}; both need the same d.")
-    for name, v in (("chunk_size", chunk_size), ("block_size", block_size)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise ValueError(f"{name} must be a positive int or None, got {v!r}.")
+    chunk_size = optional_positive_int("chunk_size", chunk_size)
+    block_size = optional_positive_int("block_size", block_size)
     dtype = jnp.promote_types(x_p.dtype, x_groups.dtype)
     x_p, x_groups = x_p.astype(dtype), x_groups.astype(dtype)
     n, d = x_p.shape
@@ -420,16 +408,17 @@ def knn_kl_all(
         raise ValueError(f"mask_groups must have shape {(G, m)} to match x_groups, got {mask_groups.shape}.")
     _check_counts_concrete(mask_p, k + 1, "x_p (samples of P)", k)
     dim = jnp.asarray(d if dim is None else dim, dtype)
-    kk = k + _check_slack(max_duplicates)
+    slack = nonnegative_int("max_duplicates", max_duplicates)
+    kk = k + slack
     mesh = check_mesh(mesh)
-    g_local = G if mesh is None else -(-G // mesh_size(mesh))
+    g_local = G if mesh is None else ceil_div(G, mesh_size(mesh))
     if block_size is None:
         block_size = max(64, _AUTO_BLOCK_ELEMENTS // max(n, m, 1))
     block_size = int(min(block_size, n))
     if chunk_size is None:  # distances [B, c, m] plus refined candidates [B, c, kk, d]
         chunk_size = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * (m + kk * d))))
     chunk_size = int(min(chunk_size, g_local))
-    statics = dict(k=k, chunk_size=int(chunk_size), block_size=block_size, slack=_check_slack(max_duplicates))
+    statics = dict(k=k, chunk_size=int(chunk_size), block_size=block_size, slack=slack)
     if mesh is None:
         return _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, **statics)
     (xg, mg), _ = pad_leading((x_groups, mask_groups), mesh_size(mesh))
@@ -458,13 +447,13 @@ def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block
     mean = _masked_center(x_p, mask_p)
     a_all = x_p - mean
     # Pad P's rows to whole blocks and the groups to whole chunks; padding is masked out.
-    n_blocks = -(-n // block_size)
+    n_blocks = ceil_div(n, block_size)
     pad = n_blocks * block_size - n
     a_pad = jnp.pad(a_all, ((0, pad), (0, 0)))
     raw_pad = jnp.pad(x_p, ((0, pad), (0, 0)))
     m_pad = jnp.pad(mask_p, (0, pad))
     rows = jnp.arange(n_blocks * block_size)
-    n_chunks = -(-G // chunk_size)
+    n_chunks = ceil_div(G, chunk_size)
     gpad = n_chunks * chunk_size - G
     xg_raw = jnp.pad(x_groups, ((0, gpad), (0, 0), (0, 0))).reshape(n_chunks, chunk_size, m, d)
     xg = xg_raw - mean

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from pairint_jax._validate import ceil_div, positive_int
 
 __all__ = ["MedianResult", "GridSpec", "bracket_median", "grid_spec", "grid_histogram", "grid_median"]
 
@@ -261,8 +262,7 @@ def bracket_median(
       >>> bool(jnp.abs(res.median / jnp.median(jnp.sqrt(d)) - 1) <= 1e-3)
       True
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins}.")
+    n_bins = positive_int("n_bins", n_bins)
     if not blocks:
         raise ValueError("bracket_median needs at least one block.")
     method = _method(count_method)
@@ -368,7 +368,7 @@ def _rank_bin(hist: jax.Array, r: jax.Array, block: int = 128) -> jax.Array:
     cumsum is a log-depth scan on CPU/GPU, about as costly here as the histogram.
     """
     n = hist.shape[0]
-    n_blocks = -(-n // block)
+    n_blocks = ceil_div(n, block)
     h = jnp.pad(hist, (0, n_blocks * block - n)).reshape(n_blocks, block)
     ccum = jnp.cumsum(jnp.sum(h, axis=1))
     kc = jnp.minimum(jnp.sum(ccum <= r), n_blocks - 1)

@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax.screen import MIN_OBSERVATIONS, Screen
+from pairint_jax._validate import as_key
+from pairint_jax.screen import Screen
 
 #: Number of times each jitted sampler was traced (compiled); tests use it to check
 #: that a second call with the same shapes does not recompile.
@@ -52,47 +53,14 @@ class Latents(NamedTuple):
     mixing: object | None = None
 
 
-def as_key(key) -> jax.Array:
-    """Accept a JAX PRNG key (typed or raw ``uint32[2]``) or a Python int seed."""
-    if isinstance(key, (bool, np.bool_)):
-        raise TypeError("key must be a JAX PRNG key (jax.random.key(seed)) or an int seed, got a bool.")
-    if isinstance(key, (int, np.integer)):
-        return jax.random.key(int(key))
-    try:
-        arr = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    except TypeError as err:
-        raise TypeError(f"key must be a JAX PRNG key or an int seed, got {type(key).__name__}.") from err
-    if jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
-        if arr.shape != ():
-            raise TypeError(f"key must be a single PRNG key, got a batch of shape {arr.shape}.")
-        return arr
-    if arr.dtype == jnp.uint32 and arr.shape == (2,):
-        return arr
-    raise TypeError(
-        f"key must be a JAX PRNG key (jax.random.key(seed)) or an int seed, got an array of dtype "
-        f"{arr.dtype} and shape {arr.shape}."
-    )
-
-
 def host_rng(key) -> np.random.Generator:
     """A NumPy generator seeded by the bits of a JAX key, for small host-side draws.
 
     Model parameters (random maps, module assignments) are tiny and drawn once per
     screen; drawing them on the host avoids compiling a JAX program per shape.
     """
-    key = as_key(key)
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.random.default_rng(np.asarray(key, dtype=np.uint32).reshape(-1).tolist())
-
-
-def check_count(name: str, value, minimum: int = MIN_OBSERVATIONS) -> int:
-    """A positive static size, validated at the boundary."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
+    bits = jax.random.key_data(as_key(key, default_seed=None))
+    return np.random.default_rng(np.asarray(bits, dtype=np.uint32).reshape(-1).tolist())
 
 
 def check_real(name: str, value, *, low: float | None = None, high: float | None = None, open_low=False) -> float:

@@ -39,13 +39,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import as_key, positive_int
+from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     TRACE_COUNTS,
     Latents,
     all_doubles,
-    as_key,
     build_screen,
-    check_count,
     check_real,
     condition_table,
     truth_from_targets,
@@ -228,13 +228,13 @@ def balls(
       >>> screen.x.shape
       (22, 3, 64, 64)
     """
-    key = as_key(key)
-    n_per_condition = check_count("n_per_condition", n_per_condition)
-    n_control = n_per_condition if n_control is None else check_count("n_control", n_control)
-    size = check_count("size", size, 32)
-    n_background = check_count("n_background", n_background, 0)
-    chunk_size = check_count("chunk_size", chunk_size, 1)
-    block_size = check_count("block_size", block_size, 1)
+    key = as_key(key, default_seed=None)
+    n_per_condition = positive_int("n_per_condition", n_per_condition, minimum=MIN_OBSERVATIONS)
+    n_control = n_per_condition if n_control is None else positive_int("n_control", n_control, minimum=MIN_OBSERVATIONS)
+    size = positive_int("size", size, minimum=32)
+    n_background = positive_int("n_background", n_background, minimum=0)
+    chunk_size = positive_int("chunk_size", chunk_size)
+    block_size = positive_int("block_size", block_size)
     shift = check_real("shift", shift)
     noise = check_real("noise", noise, low=0.0)
     edge = check_real("edge", edge, low=0.0, open_low=True)

@@ -82,12 +82,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import as_key, positive_int
+from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     TRACE_COUNTS,
     Latents,
-    as_key,
     build_screen,
-    check_count,
     check_real,
     condition_table,
     host_rng,
@@ -127,10 +127,10 @@ class LatentFactorModel(NamedTuple):
 def _default_modules(n: int, n_modules, module_size):
     if n_modules is None:
         n_modules = min(4, n // 2)
-    n_modules = check_count("n_modules", n_modules, 0)
+    n_modules = positive_int("n_modules", n_modules, minimum=0)
     if module_size is None:
         module_size = max(2, n // (n_modules + 1)) if n_modules else 2
-    module_size = check_count("module_size", module_size, 2)
+    module_size = positive_int("module_size", module_size, minimum=2)
     if n_modules * module_size > n:
         raise ValueError(
             f"n_modules * module_size = {n_modules} * {module_size} = {n_modules * module_size} exceeds "
@@ -159,8 +159,8 @@ def latent_factor_model(
     Returns:
       A :class:`LatentFactorModel`.
     """
-    n = check_count("n_perturbations", n_perturbations)
-    k = check_count("latent_dim", latent_dim, 1)
+    n = positive_int("n_perturbations", n_perturbations, minimum=MIN_OBSERVATIONS)
+    k = positive_int("latent_dim", latent_dim)
     n_modules, module_size = _default_modules(n, n_modules, module_size)
     effect = check_real("effect", effect, low=0.0)
     epistasis = check_real("epistasis", epistasis, low=0.0)
@@ -327,14 +327,14 @@ def latent_factor(
       >>> screen.x.shape, screen.n_perturbations, int(truth.sum()) // 2
       ((440, 8), 6, 3)
     """
-    key = as_key(key)
-    n = check_count("n_perturbations", n_perturbations)
-    n_per_condition = check_count("n_per_condition", n_per_condition)
-    n_control = n_per_condition if n_control is None else check_count("n_control", n_control)
-    dim = check_count("dim", dim, 1)
-    latent_dim = check_count("latent_dim", latent_dim, 1)
-    n_layers = check_count("n_layers", n_layers, 1)
-    chunk_size = check_count("chunk_size", chunk_size, 1)
+    key = as_key(key, default_seed=None)
+    n = positive_int("n_perturbations", n_perturbations, minimum=MIN_OBSERVATIONS)
+    n_per_condition = positive_int("n_per_condition", n_per_condition, minimum=MIN_OBSERVATIONS)
+    n_control = n_per_condition if n_control is None else positive_int("n_control", n_control, minimum=MIN_OBSERVATIONS)
+    dim = positive_int("dim", dim)
+    latent_dim = positive_int("latent_dim", latent_dim)
+    n_layers = positive_int("n_layers", n_layers)
+    chunk_size = positive_int("chunk_size", chunk_size)
     noise = check_real("noise", noise, low=0.0)
     double_fraction = check_real("double_fraction", double_fraction, low=0.0, high=1.0, open_low=True)
     if names is None:
@@ -347,7 +347,7 @@ def latent_factor(
             )
     k_model, k_map, k_pick, k_data = jax.random.split(key, 4)
     if map_key is not None:
-        k_map = as_key(map_key)
+        k_map = as_key(map_key, name="map_key")
     model = latent_factor_model(
         k_model,
         n,
@@ -370,7 +370,7 @@ def latent_factor(
     labels, _ = condition_table(names, [tuple(p) for p in doubles])
     if hidden_dim is None:
         hidden_dim = min(dim, max(128, latent_dim))
-    hidden_dim = check_count("hidden_dim", hidden_dim, 1)
+    hidden_dim = positive_int("hidden_dim", hidden_dim)
     mixing = random_mlp(
         k_map,
         latent_dim,

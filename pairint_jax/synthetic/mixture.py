@@ -38,13 +38,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import as_key, positive_int
+from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     TRACE_COUNTS,
     Latents,
     all_doubles,
-    as_key,
     build_screen,
-    check_count,
     condition_table,
     row_groups,
 )
@@ -148,16 +148,16 @@ def disjointedness_mixture(
       >>> screen.x.shape, int(truth.sum()) // 2
       ((1450, 8), 2)
     """
-    key = as_key(key)
-    n_per_condition = check_count("n_per_condition", n_per_condition)
-    n_control = n_per_condition if n_control is None else check_count("n_control", n_control)
-    dim = check_count("dim", dim, 1)
-    n_layers = check_count("n_layers", n_layers, 1)
-    chunk_size = check_count("chunk_size", chunk_size, 1)
+    key = as_key(key, default_seed=None)
+    n_per_condition = positive_int("n_per_condition", n_per_condition, minimum=MIN_OBSERVATIONS)
+    n_control = n_per_condition if n_control is None else positive_int("n_control", n_control, minimum=MIN_OBSERVATIONS)
+    dim = positive_int("dim", dim)
+    n_layers = positive_int("n_layers", n_layers)
+    chunk_size = positive_int("chunk_size", chunk_size)
     names = list(D13_SINGLES)
     k_map, k_data = jax.random.split(key)
     if map_key is not None:
-        k_map = as_key(map_key)
+        k_map = as_key(map_key, name="map_key")
     mixing = random_mlp(k_map, 1, dim, n_layers=n_layers, negative_slope=negative_slope)
     labels, members = condition_table(names, all_doubles(len(names)))
     loc, scale, cauchy = _component_table(names, members)

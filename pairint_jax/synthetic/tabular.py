@@ -32,13 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax.screen import Screen
+from pairint_jax._validate import as_key, positive_int
+from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     TRACE_COUNTS,
     Latents,
     all_doubles,
-    as_key,
     build_screen,
-    check_count,
     check_real,
     condition_table,
     truth_from_targets,
@@ -152,21 +152,21 @@ def separability_tabular(
       ...                  for i, j in zip(*np.nonzero(np.triu(truth)))]
       ((1100, 16), ['A-B', 'C-D'])
     """
-    key = as_key(key)
-    n_per_condition = check_count("n_per_condition", n_per_condition)
-    n_control = n_per_condition if n_control is None else check_count("n_control", n_control)
+    key = as_key(key, default_seed=None)
+    n_per_condition = positive_int("n_per_condition", n_per_condition, minimum=MIN_OBSERVATIONS)
+    n_control = n_per_condition if n_control is None else positive_int("n_control", n_control, minimum=MIN_OBSERVATIONS)
     names, sets, n_latents = _targets_table(targets)
-    dim = check_count("dim", dim, 1)
+    dim = positive_int("dim", dim)
     if dim < n_latents:
         raise ValueError(
             f"dim={dim} is smaller than the {n_latents} latents, so g would not be injective; use dim >= {n_latents}."
         )
-    n_layers = check_count("n_layers", n_layers, 1)
+    n_layers = positive_int("n_layers", n_layers)
     shift = check_real("shift", shift)
-    chunk_size = check_count("chunk_size", chunk_size, 1)
+    chunk_size = positive_int("chunk_size", chunk_size)
     k_map, k_data = jax.random.split(key)
     if map_key is not None:
-        k_map = as_key(map_key)
+        k_map = as_key(map_key, name="map_key")
     mixing = random_mlp(k_map, n_latents, dim, n_layers=n_layers, negative_slope=negative_slope)
     labels, members = condition_table(names, all_doubles(len(names)))
     masks = condition_masks(members[1:], sets, n_latents)
