@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import pairint_jax as pj
-from pairint_jax.scores import disjointedness as disj_mod
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from _compiles import compile_log  # noqa: E402
 from _disj_data import brute_mmd2, exact_cross_median  # noqa: E402
 
 
@@ -114,10 +114,10 @@ def test_unscorable_pairs_are_nan_with_a_reason(rng):
 def test_no_recompilation_on_a_second_call(rng):
     screen = _ragged_screen(rng)
     pj.disjointedness_scores(screen, bandwidth=1.0, n_permutations=9)
-    before = disj_mod.TRACE_COUNT["pairs"]
-    pj.disjointedness_scores(screen, bandwidth=1.0, n_permutations=9)
-    pj.disjointedness_scores(screen, bandwidth=2.5, n_permutations=9, key=jax.random.key(7))  # traced values
-    assert disj_mod.TRACE_COUNT["pairs"] == before
+    with compile_log() as log:
+        pj.disjointedness_scores(screen, bandwidth=1.0, n_permutations=9)
+        pj.disjointedness_scores(screen, bandwidth=2.5, n_permutations=9, key=jax.random.key(7))  # traced values
+    assert log.count("_pairs_impl") == 0 and log.count("_shared_impl") == 0
 
 
 def test_bad_input_raises_clear_errors(rng):

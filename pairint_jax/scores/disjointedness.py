@@ -155,9 +155,6 @@ _shared = jax.jit(
 
 
 # ----------------------------------------------------------------------------- one pair
-TRACE_COUNT = {"pairs": 0}  # incremented each time the per-pair pass is traced (tests check recompilation)
-
-
 def _cross_sq(a, b, sq_a, sq_b, precision):
     """Squared distances ``[ra, rb]`` from precomputed squared row norms, clamped at 0."""
     return jnp.maximum(sq_a[:, None] + sq_b[None, :] - 2.0 * jnp.matmul(a, b.T, precision=precision), 0.0)
@@ -188,7 +185,6 @@ def _pairs_impl(
     max_passes,
     mesh=None,
 ):
-    TRACE_COUNT["pairs"] += 1
     dim = x.shape[1]
     x0 = x[:n0]
     xs, mask_s, sq0, sqs = shared["xs"], shared["mask_s"], shared["sq0"], shared["sqs"]

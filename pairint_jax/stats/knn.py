@@ -37,7 +37,6 @@ invalid (``valid=False``, ``kl`` NaN, reported as a reason) -- never ``inf``.
 
 from __future__ import annotations
 
-import collections
 import functools
 from typing import NamedTuple
 
@@ -47,9 +46,6 @@ import numpy as np
 
 from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
-
-#: Trace counts of the compiled kernels (tests check that a second call does not retrace).
-_TRACES: collections.Counter = collections.Counter()
 
 __all__ = ["KnnKL", "knn_kl", "knn_kl_info", "knn_kl_all"]
 
@@ -440,7 +436,6 @@ def _knn_kl_all_sharded(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_siz
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "block_size", "slack"))
 def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block_size, slack) -> KnnKL:
-    _TRACES["knn_kl_all"] += 1
     n, d = x_p.shape
     G, m = x_groups.shape[:2]
     dtype = x_p.dtype

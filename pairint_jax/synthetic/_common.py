@@ -15,7 +15,6 @@ Every generator follows the same recipe:
 
 from __future__ import annotations
 
-import collections
 import itertools
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -26,10 +25,6 @@ import numpy as np
 
 from pairint_jax._validate import as_key
 from pairint_jax.screen import Screen
-
-#: Number of times each jitted sampler was traced (compiled); tests use it to check
-#: that a second call with the same shapes does not recompile.
-TRACE_COUNTS: collections.Counter = collections.Counter()
 
 CONTROL = "ctrl"
 SEP = "+"

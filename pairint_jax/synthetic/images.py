@@ -42,7 +42,6 @@ import numpy as np
 from pairint_jax._validate import as_key, positive_int
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
-    TRACE_COUNTS,
     Latents,
     all_doubles,
     build_screen,
@@ -129,7 +128,6 @@ def _background(key, n: int, n_background: int, size: int):
 @functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "n_background", "size"))
 def _scenes(key, masks, shift, *, n_control, n_per_condition, n_background, size):
     """Latents, ball positions and every disc of every image (small arrays)."""
-    TRACE_COUNTS["balls"] += 1
     kz, kb = jax.random.split(key)
     z = d11_latents(kz, masks, shift, n_control, n_per_condition)
     n = z.shape[0]
@@ -144,7 +142,6 @@ def _scenes(key, masks, shift, *, n_control, n_per_condition, n_background, size
 @functools.partial(jax.jit, static_argnames=("size", "chunk_size"))
 def _render_block(key, index, centres, radii, colours, noise, edge, *, size, chunk_size):
     """Render one block of images; the pixel noise of image ``i`` is keyed by ``fold_in(key, i)``."""
-    TRACE_COUNTS["balls"] += 1
     images = render_scenes(centres, radii, colours, size=size, edge=edge, chunk_size=chunk_size)
     eps = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), images.shape[1:]))(index)
     return images + noise * eps

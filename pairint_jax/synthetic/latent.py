@@ -85,7 +85,6 @@ import numpy as np
 from pairint_jax._validate import as_key, positive_int
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
-    TRACE_COUNTS,
     Latents,
     build_screen,
     check_real,
@@ -242,7 +241,6 @@ def _condition_effects(model: LatentFactorModel, doubles: np.ndarray):
 
 @functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "chunk_size"))
 def _sample(key, mixing, log_w, means, prog, shift, noise, *, n_control, n_per_condition, chunk_size):
-    TRACE_COUNTS["latent_factor"] += 1
     k = means.shape[1]
     d = mixing.weights[-1].shape[0]
     gid = row_groups(prog.shape[0], n_control, n_per_condition)

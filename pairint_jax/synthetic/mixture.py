@@ -41,7 +41,6 @@ import numpy as np
 from pairint_jax._validate import as_key, positive_int
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
-    TRACE_COUNTS,
     Latents,
     all_doubles,
     build_screen,
@@ -94,7 +93,6 @@ def _component_table(names, members):
 
 @functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "chunk_size"))
 def _sample(key, mixing, log_w, loc, scale, cauchy, *, n_control, n_per_condition, chunk_size):
-    TRACE_COUNTS["disjointedness_mixture"] += 1
     gid = row_groups(loc.shape[0], n_control, n_per_condition)
     n = gid.shape[0]
     kc, kn, kk = jax.random.split(key, 3)

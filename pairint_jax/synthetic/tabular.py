@@ -35,7 +35,6 @@ from pairint_jax.screen import Screen
 from pairint_jax._validate import as_key, positive_int
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
-    TRACE_COUNTS,
     Latents,
     all_doubles,
     build_screen,
@@ -95,7 +94,6 @@ def d11_latents(key, masks, shift, n_control: int, n_per_condition: int):
 
 @functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "chunk_size"))
 def _sample(key, mixing, masks, shift, *, n_control, n_per_condition, chunk_size):
-    TRACE_COUNTS["separability_tabular"] += 1
     z = d11_latents(key, masks, shift, n_control, n_per_condition)
     return mlp_apply_chunked(mixing, z, chunk_size), z
 
