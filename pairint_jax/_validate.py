@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -33,6 +35,7 @@ __all__ = [
     "one_of",
     "as_key",
     "as_bool",
+    "renamed_keywords",
 ]
 
 
@@ -151,6 +154,40 @@ def as_key(key, *, name: str = "key", default_seed: int | None = 0) -> jax.Array
         if dtype == np.uint32 and key.shape == (2,):
             return jax.random.wrap_key_data(key)
     raise TypeError(f"{name} must be a JAX PRNG key, got {type(key).__name__} {_short(key)}; {how}")
+
+
+def renamed_keywords(**renames: str) -> Callable:
+    """Decorator: keep accepting old keyword names (``old="new"``) after a rename.
+
+    A call with an old name warns (``DeprecationWarning``, naming the new keyword) and is
+    forwarded under the new name; passing both names is a ``TypeError``.
+
+    Example:
+      >>> @renamed_keywords(chunk_size="pairs_per_chunk")
+      ... def f(*, pairs_per_chunk=1):
+      ...     return pairs_per_chunk
+      >>> f(pairs_per_chunk=3)
+      3
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__name__}: pass {new}= only ({old}= is its former name).")
+                    warnings.warn(
+                        f"{fn.__name__}: {old}= is now called {new}=; the old name will be removed.",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _short(value) -> str:

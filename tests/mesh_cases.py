@@ -110,9 +110,9 @@ def test_separability_smile_readout_sharded_equals_single_device(mesh, sep_scree
 
 def test_disjointedness_sharded_equals_single_device(mesh):
     screen, _ = pj.synthetic.latent_factor(jax.random.key(4), 7, n_per_condition=30, n_control=90, dim=8)
-    one = pj.disjointedness_scores(screen, n_permutations=20, chunk_size=2)
-    many = pj.disjointedness_scores(screen, n_permutations=20, chunk_size=2, mesh=mesh)
-    streamed = pj.disjointedness_scores(screen, n_permutations=20, chunk_size=2, mesh=mesh, stream=True, stream_block=16)
+    one = pj.disjointedness_scores(screen, n_permutations=20, pairs_per_chunk=2)
+    many = pj.disjointedness_scores(screen, n_permutations=20, pairs_per_chunk=2, mesh=mesh)
+    streamed = pj.disjointedness_scores(screen, n_permutations=20, pairs_per_chunk=2, mesh=mesh, stream=True, stream_block=16)
     for out in (many, streamed):
         # every device runs whole chunks of the same per-pair program: equal bit for bit
         np.testing.assert_array_equal(out.score, one.score)
@@ -134,8 +134,8 @@ def test_a_jax_make_mesh_with_explicit_axes_works_everywhere(mesh, explicit_mesh
     # shard_map refuses unsharded inputs on an explicit mesh; every entry point must accept
     # the mesh a user gets from jax.make_mesh and give the same numbers as on our own mesh
     screen, _ = pj.synthetic.latent_factor(jax.random.key(4), 6, n_per_condition=30, n_control=60, dim=8)
-    one = pj.disjointedness_scores(screen, n_permutations=10, chunk_size=2, mesh=mesh)
-    ex = pj.disjointedness_scores(screen, n_permutations=10, chunk_size=2, mesh=explicit_mesh)
+    one = pj.disjointedness_scores(screen, n_permutations=10, pairs_per_chunk=2, mesh=mesh)
+    ex = pj.disjointedness_scores(screen, n_permutations=10, pairs_per_chunk=2, mesh=explicit_mesh)
     np.testing.assert_array_equal(ex.score, one.score)
     np.testing.assert_array_equal(ex.columns["p_value"], one.columns["p_value"])
 
@@ -163,7 +163,7 @@ def test_a_two_dimensional_hosts_by_gpus_mesh_splits_over_all_its_devices(mesh):
     mesh2 = jax.sharding.Mesh(np.asarray(jax.devices()).reshape(2, 4), ("hosts", "gpus"))
     assert mesh_size(mesh2) == N_DEVICES
     screen, _ = pj.synthetic.latent_factor(jax.random.key(5), 6, n_per_condition=30, n_control=60, dim=8)
-    one = pj.disjointedness_scores(screen, n_permutations=10, chunk_size=2)
-    two_d = pj.disjointedness_scores(screen, n_permutations=10, chunk_size=2, mesh=mesh2)
+    one = pj.disjointedness_scores(screen, n_permutations=10, pairs_per_chunk=2)
+    two_d = pj.disjointedness_scores(screen, n_permutations=10, pairs_per_chunk=2, mesh=mesh2)
     np.testing.assert_array_equal(two_d.score, one.score)
     np.testing.assert_array_equal(two_d.columns["p_value"], one.columns["p_value"])

@@ -58,7 +58,7 @@ def test_scores_equal_float64_brute_force(kernel, bandwidth, method, x64, rng):
 
 
 def test_large_control_padding_and_chunking_do_not_change_scores(x64, rng):
-    """A control 50x larger than the other groups. Scoring all pairs at once (chunk_size=None)
+    """A control 50x larger than the other groups. Scoring all pairs at once (pairs_per_chunk=None)
     and, after adding a larger single and double (more padding for every pair), in chunks of 4
     pairs (the 6 pairs padded to 8), gives the same scores (rtol 1e-8; medians certified to
     1e-11 so that the different grids of the two screens do not matter)."""
@@ -71,10 +71,10 @@ def test_large_control_padding_and_chunking_do_not_change_scores(x64, rng):
     extra_labels = labels + ["E"] * 30 + ["A+E"] * 40
     bigger = pj.Screen.from_arrays(np.concatenate([x, rng.normal(size=(70, 2))]), extra_labels)
     kw = dict(kernel="rbf", n_permutations=0, median_rtol=1e-11)
-    ref = pj.disjointedness_scores(base, chunk_size=None, **kw)
+    ref = pj.disjointedness_scores(base, pairs_per_chunk=None, **kw)
     i, j = base.pairs[0]
     np.testing.assert_allclose(ref.matrix[i, j], brute_mmd2(_groups(base, i, j), ref.column_matrix("bandwidth")[i, j], "rbf"), rtol=1e-6)
-    got = pj.disjointedness_scores(bigger, chunk_size=4, **kw)
+    got = pj.disjointedness_scores(bigger, pairs_per_chunk=4, **kw)
     for a, b in base.pairs:
         pa, pb = base.perturbations[a], base.perturbations[b]
         np.testing.assert_allclose(got.matrix[got.perturbations.index(pa), got.perturbations.index(pb)], ref.matrix[a, b], rtol=1e-8)
@@ -117,7 +117,7 @@ def test_no_recompilation_on_a_second_call(rng):
     with compile_log() as log:
         pj.disjointedness_scores(screen, bandwidth=1.0, n_permutations=9)
         pj.disjointedness_scores(screen, bandwidth=2.5, n_permutations=9, key=jax.random.key(7))  # traced values
-    assert log.count("_pairs_impl") == 0 and log.count("_shared_impl") == 0
+    assert log.count("score_pairs") == 0 and log.count("shared_blocks") == 0
 
 
 def test_bad_input_raises_clear_errors(rng):
@@ -232,7 +232,15 @@ def test_global_subsample_median_within_half_percent():
 
 def test_progress_blocks_equal_one_pass(rng):
     screen = _ragged_screen(rng)
-    a = pj.disjointedness_scores(screen, n_permutations=0, chunk_size=1)
-    b = pj.disjointedness_scores(screen, n_permutations=0, chunk_size=1, progress=True)
+    a = pj.disjointedness_scores(screen, n_permutations=0, pairs_per_chunk=1)
+    b = pj.disjointedness_scores(screen, n_permutations=0, pairs_per_chunk=1, progress=True)
     np.testing.assert_array_equal(a.score, b.score)
     np.testing.assert_array_equal(a.columns["bandwidth"], b.columns["bandwidth"])
+
+
+def test_the_former_chunk_size_keyword_still_works(rng):
+    screen = _ragged_screen(rng)
+    a = pj.disjointedness_scores(screen, n_permutations=0, pairs_per_chunk=2)
+    with pytest.warns(DeprecationWarning, match="pairs_per_chunk"):
+        b = pj.disjointedness_scores(screen, n_permutations=0, chunk_size=2)
+    np.testing.assert_array_equal(a.score, b.score)

@@ -37,8 +37,8 @@ def _same(a, b):
     ],
 )
 def test_streamed_equals_in_memory(screen, kw):
-    ref = pj.disjointedness_scores(screen, chunk_size=5, **kw)
-    out = pj.disjointedness_scores(screen, chunk_size=5, stream=True, stream_block=10, **kw)
+    ref = pj.disjointedness_scores(screen, pairs_per_chunk=5, **kw)
+    out = pj.disjointedness_scores(screen, pairs_per_chunk=5, stream=True, stream_block=10, **kw)
     _same(ref, out)
     if kw.get("bandwidth") == "global":
         assert out.settings["global_bandwidth"] == ref.settings["global_bandwidth"]
@@ -50,8 +50,8 @@ def test_streamed_from_a_memmap(screen, tmp_path):
     np.save(path, np.asarray(screen.x))
     mapped = screen.with_x(np.load(path, mmap_mode="r"))
     assert isinstance(np.asarray(mapped.x).base, np.memmap) or isinstance(mapped.x, np.memmap)
-    ref = pj.disjointedness_scores(screen, chunk_size=5, n_permutations=0)
-    out = pj.disjointedness_scores(mapped, chunk_size=5, n_permutations=0, stream=True, stream_block=5, progress=True)
+    ref = pj.disjointedness_scores(screen, pairs_per_chunk=5, n_permutations=0)
+    out = pj.disjointedness_scores(mapped, pairs_per_chunk=5, n_permutations=0, stream=True, stream_block=5, progress=True)
     _same(ref, out)
 
 

@@ -24,6 +24,18 @@ def test_positive_int_refuses_with_the_parameter_name(value, exc):
         V.positive_int("n_permutations", value)
 
 
+def test_renamed_keywords_forward_old_names_with_a_warning():
+    @V.renamed_keywords(chunk_size="pairs_per_chunk")
+    def f(x, *, pairs_per_chunk=1):
+        return x, pairs_per_chunk
+
+    assert f(0, pairs_per_chunk=3) == (0, 3)
+    with pytest.warns(DeprecationWarning, match="pairs_per_chunk"):
+        assert f(0, chunk_size=4) == (0, 4)
+    with pytest.raises(TypeError, match="only"):
+        f(0, chunk_size=4, pairs_per_chunk=3)
+
+
 def test_positive_int_accepts_numpy_ints():
     assert V.positive_int("k", np.int64(4)) == 4 and type(V.positive_int("k", np.int64(4))) is int
 

@@ -16,15 +16,18 @@ TESTS = ("disjointedness", "additivity", "separability")
 
 
 def _parse_bandwidth(value: str):
-    if value in ("pair", "global"):
-        return value
+    """'pair', 'global' or a number, as the library reads it; the library validates it."""
+    from pairint_jax.scores.disjointedness.bandwidth import resolve_bandwidth
+
     try:
-        bw = float(value)
+        value = float(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use 'pair', 'global' or a positive number.") from None
-    if not bw > 0:
-        raise click.BadParameter(f"{value!r}: a fixed bandwidth must be positive.")
-    return bw
+        pass  # a mode name (or a typo, which the library names)
+    try:
+        resolve_bandwidth(value)
+    except (TypeError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--bandwidth") from None
+    return value
 
 
 def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts):

@@ -1,16 +1,18 @@
-"""Host-streamed disjointedness: the doubles stay in host memory and go to the device per block.
+"""Host side of the streamed disjointedness: the doubles stay in host memory, sent per block.
 
 Used by :func:`~pairint_jax.disjointedness_scores` with ``stream=True``, for a screen
 whose observations do not fit on the device (``screen.x`` may be a NumPy array or a
-``np.memmap`` of an ``.npy`` file: it is only ever read in row blocks).
+``np.memmap`` of an ``.npy`` file: it is only ever read in row blocks). This module only
+reads and arranges host rows; centring and scoring happen in the runners
+(:mod:`~pairint_jax.scores.disjointedness.runners`).
 
-* **Device-resident** (needed by every pair): the control and the singles, centred on the
-  control mean, and the shared blocks computed from them (``_shared``).
+* **Device-resident** (needed by every pair): the control and the singles, and the
+  shared blocks computed from them.
 * **Streamed**: the doubles. Pairs are taken in blocks of ``block`` pairs; for each block
   the host gathers the block's double rows into a fixed layout ``[control | double 1 |
   double 2 | ...]`` (each double padded to ``m_d`` rows), sends it, and the same compiled
-  per-pair program as the in-memory path (``_pairs``) scores the block. The next block is
-  gathered while the device works on the current one (JAX dispatch is asynchronous).
+  per-pair program as the in-memory path scores the block. The next block is gathered
+  while the device works on the current one (JAX dispatch is asynchronous).
 
 Device memory: control + singles (``(n_0 + sum_i n_i) d`` floats) + the shared blocks
 (as in memory) + two blocks of doubles (``2 (n_0 + block m_d) d`` floats) + one chunk's
@@ -47,7 +49,7 @@ def host_rows(screen) -> np.ndarray:
 
 def largest_row(x_host, n0: int) -> int:
     """The row with the largest squared norm after centring on the control mean (one pass
-    over the rows in blocks, float64 on the host; the screen's rows are finite)."""
+    over the rows in blocks, float64 on the host; a screen's rows are finite)."""
     mean = np.asarray(x_host[:n0], np.float64).mean(axis=0)
     best, best_row = -1.0, 0
     for lo in range(0, x_host.shape[0], _ROWS_PER_READ):
@@ -58,9 +60,9 @@ def largest_row(x_host, n0: int) -> int:
     return best_row
 
 
-def device_part(screen, x_host, *, n0, singles, offsets, counts, m_s, pad, centre_and_pad, dtype):
-    """The device-resident rows ``[control | singles | largest-norm row]``, centred and padded,
-    and each single's start in it."""
+def resident_rows(x_host, *, n0, singles, offsets, counts, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The raw device-resident rows ``[control | singles | largest-norm row]`` and each
+    single's start in them (the caller centres and pads them)."""
     top_row = largest_row(x_host, n0)
     pieces = [np.asarray(x_host[:n0])]
     starts = []
@@ -71,8 +73,7 @@ def device_part(screen, x_host, *, n0, singles, offsets, counts, m_s, pad, centr
         starts.append(pos)
         pos += c
     pieces.append(np.asarray(x_host[top_row: top_row + 1]))
-    small = np.concatenate(pieces).astype(dtype, copy=False)
-    return centre_and_pad(jnp.asarray(small), n0=n0, pad=pad), np.asarray(starts, np.int32)
+    return np.concatenate(pieces).astype(dtype, copy=False), np.asarray(starts, np.int32)
 
 
 def auto_block(n_pairs: int, n0: int, m_d: int, d: int, itemsize: int, multiple: int) -> int:
@@ -106,31 +107,42 @@ class BlockLayout:
         return buf
 
 
-def run_blocks(layout: BlockLayout, per_pair, call, *, progress_bar=None):
-    """Score every pair block by block: ``call(x_block, starts, counts, slot_i, slot_j, index)``
-    returns the device outputs of one block (dispatched asynchronously; the previous block's
-    results are fetched after the next block is sent)."""
-    d_starts, d_counts, slot_i, slot_j, index = per_pair
-    n = len(d_starts)
+def run_blocks(layout: BlockLayout, pairs, call, *, progress_bar=None):
+    """Score every pair block by block.
+
+    ``call(x_block, pairs_block)`` returns the device outputs (a pytree) of one block,
+    where ``pairs_block`` is ``pairs`` (a NamedTuple of ``[P]`` arrays whose first two
+    fields are the doubles' host starts and counts) restricted to the block, with the
+    starts pointing into ``x_block``. Calls are dispatched asynchronously; the previous
+    block's results are fetched after the next block is sent.
+    """
+    n = len(pairs[0])
     block = layout.block
     pieces, pending = [], None
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         take = np.minimum(np.arange(lo, lo + block), n - 1)  # pad the last block by repetition
-        xb = layout.gather(d_starts[lo:hi], d_counts[lo:hi])
-        out = call(jnp.asarray(xb), layout.starts, d_counts[take], slot_i[take], slot_j[take], index[take])
+        xb = layout.gather(pairs[0][lo:hi], pairs[1][lo:hi])
+        local = type(pairs)(layout.starts, *(a[take] for a in pairs[1:]))
+        out = call(jnp.asarray(xb), local)
         if pending is not None:
-            pieces.append(_fetch(*pending))
+            pieces.append(fetch(*pending))
         pending = (out, hi - lo)
         if progress_bar is not None:
             progress_bar.update(hi - lo)
     if pending is not None:
-        pieces.append(_fetch(*pending))
-    return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+        pieces.append(fetch(*pending))
+    return concatenate(pieces)
 
 
-def _fetch(out, keep):
-    return {k: np.array(v)[:keep] for k, v in out.items()}
+def fetch(out, keep: int):
+    """The first ``keep`` items of every leaf of ``out``, as writable host arrays."""
+    return jax.tree.map(lambda v: np.array(v)[:keep], out)
+
+
+def concatenate(pieces):
+    """Leaf-wise concatenation of the host results of several blocks."""
+    return jax.tree.map(lambda *p: np.concatenate(p), *pieces)
 
 
 def global_rows(x_host, key, n_rows: int, n_sample: int, dtype) -> np.ndarray:
