@@ -39,6 +39,7 @@ __all__ = [
     "shard_map",
     "sharded",
     "sharded_spec",
+    "shard_leading",
 ]
 
 #: Default axis name of :func:`make_mesh`.
@@ -216,12 +217,39 @@ def chunked_vmap(fn: Callable, *args, chunk_size: int | None = None, mesh: Mesh 
 
 
 def _sharded_vmap(fn, args, chunk_size, mesh):
+    return shard_leading(lambda *local: chunked_vmap(fn, *local, chunk_size=chunk_size), *args, mesh=mesh)
+
+
+def shard_leading(fn: Callable, *args, mesh: Mesh, replicated_args: tuple = ()):
+    """Run ``fn`` on every device of ``mesh``, each on its slice of the leading axis of ``args``.
+
+    The leading axis (items) is padded to a multiple of the number of devices by
+    repeating the last item (:func:`pad_leading`), split over every axis of the mesh
+    (:func:`shard_map`), and the outputs are gathered back to a replicated array (so every
+    process of a multi-host run can read them) with the padding cut off. ``fn`` must map
+    ``[m_local, ...]`` inputs to outputs whose leading axis is the same ``m_local`` items
+    (it is a batched function of items).
+
+    Args:
+      fn: the per-device function ``fn(*replicated_args, *local_slices_of_args)``.
+      *args: pytrees whose leaves share the leading axis ``[m, ...]``.
+      mesh: the :class:`~jax.sharding.Mesh`.
+      replicated_args: arrays every device reads whole (passed first to ``fn``). Pass
+        arrays that ``fn`` indexes with traced indices here rather than closing over
+        them: a closed-over array carries the caller's sharding into the per-device code.
+
+    Returns:
+      ``fn``'s outputs for all ``m`` items, ``[m, ...]``, replicated.
+
+    Example:
+      >>> mesh = make_mesh()
+      >>> shard_leading(lambda a: 2 * a, jnp.arange(5.0), mesh=mesh).tolist()
+      [0.0, 2.0, 4.0, 6.0, 8.0]
+    """
+    mesh = check_mesh(mesh)
     padded, m = pad_leading(args, mesh_size(mesh))
     spec = sharded_spec(mesh)
-
-    def local(*local_args):
-        return chunked_vmap(fn, *local_args, chunk_size=chunk_size)
-
-    out = shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec)(*padded)
+    in_specs = (PartitionSpec(),) * len(replicated_args) + (spec,) * len(args)
+    out = shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=spec)(*replicated_args, *padded)
     out = _gather_replicated(out, mesh)
     return jax.tree.map(lambda y: y[:m], out)

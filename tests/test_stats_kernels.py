@@ -46,6 +46,31 @@ def test_kernels_closed_form(kernel, x64):
     assert np.isfinite(float(g))
 
 
+def test_sq_distances_from_precomputed_norms_equal_the_plain_call(x64, rng):
+    x, y = rng.normal(size=(9, 4)) + 3.0, rng.normal(size=(6, 4))
+    ref = ((x[:, None] - y[None]) ** 2).sum(-1)
+    nx, ny = (x * x).sum(-1), (y * y).sum(-1)
+    got = sq_distances(jnp.asarray(x), jnp.asarray(y), x_sq_norms=jnp.asarray(nx), y_sq_norms=jnp.asarray(ny))
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(sq_distances(jnp.asarray(x), jnp.asarray(y))))
+    # the norms really are read: wrong norms give wrong distances
+    off = sq_distances(jnp.asarray(x), jnp.asarray(y), x_sq_norms=jnp.asarray(nx + 1.0), y_sq_norms=jnp.asarray(ny))
+    np.testing.assert_allclose(np.asarray(off), ref + 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "matern52"])
+def test_kernel_fn_equals_the_closed_form(kernel, x64):
+    sq = np.linspace(0.0, 30.0, 61)
+    s = 1.7
+    u = np.sqrt(5) * np.sqrt(sq) / s
+    ref = np.exp(-sq / (2 * s * s)) if kernel == "rbf" else (1 + u + u * u / 3) * np.exp(-u)
+    k = pj.stats.kernel_fn(kernel, jnp.asarray(s))
+    np.testing.assert_allclose(np.asarray(k(jnp.asarray(sq))), ref, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda q, b: pj.stats.kernel_fn(kernel, b)(q))(sq, s)), ref, rtol=1e-12)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        pj.stats.kernel_fn("gauss", 1.0)
+
+
 def _cases(rng):
     """Distance blocks of several shapes of distribution (row masks, col masks)."""
     out = {}

@@ -24,8 +24,8 @@ import numpy as np
 from pairint_jax._validate import ceil_div
 from pairint_jax.nre.encoders import Critic, make_encoder
 from pairint_jax.nre.train import nre_trainer, stratified_split, train_loop
-from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
-from pairint_jax.stats.smile import _smile_core
+from pairint_jax.parallel import check_mesh, shard_leading
+from pairint_jax.stats.smile import smile_per_condition
 
 __all__ = ["TrainedNRE", "fit_nre", "nre_kl_all", "DEFAULTS"]
 
@@ -108,10 +108,7 @@ def _batched_apply(model, variables, x, *, batch_size, method, mesh=None):
     if mesh is None:
         out = jax.lax.map(one, xp)
     else:  # data-parallel evaluation: the batches split over the devices, the weights replicated
-        xp, _ = pad_leading(xp, mesh_size(mesh))
-        spec = sharded_spec(mesh)
-        out = shard_map(lambda xb: jax.lax.map(one, xb), mesh=mesh, in_specs=spec, out_specs=spec)(xp)
-        out = jax.lax.with_sharding_constraint(out, replicated(mesh))[:n_b]
+        out = shard_leading(lambda xb: jax.lax.map(one, xb), xp, mesh=mesh)
     return out.reshape((n_b * bs,) + out.shape[2:])[:n]
 
 
@@ -296,8 +293,7 @@ def smile_readout(feat_p, feat_q, class_q, idx_q, mask_q, W, tau):
     f_p = jnp.matmul(feat_p, dW, precision=jax.lax.Precision.HIGHEST)  # [n0, C]
     f_rows = jnp.sum(feat_q * dW.T[class_q], axis=1)  # [Nq]
     f_q = jnp.where(mask_q, f_rows[idx_q], 0.0)  # [C, m]
-    mask_p = jnp.ones(feat_p.shape[:1], bool)
-    return jax.vmap(_smile_core, in_axes=(1, 0, None, None, 0))(f_p, f_q, tau, mask_p, mask_q)
+    return smile_per_condition(f_p, f_q, tau, jnp.ones(feat_p.shape[:1], bool), mask_q)
 
 
 @functools.partial(jax.jit, static_argnames=("mesh",))
@@ -305,20 +301,13 @@ def _smile_readout_sharded(feat_p, feat_q, idx_q, mask_q, W, tau, *, mesh):
     """:func:`smile_readout` with the classes split over ``mesh``: each device computes
     ``f_p`` (``[n0, C / D]``), ``f_q`` and SMILE for its own classes."""
     dWt = (W[:, :1] - W).T  # [C, h]
-    (dWt, idx_q, mask_q), n_classes = pad_leading((dWt, idx_q, mask_q), mesh_size(mesh))
-    spec, rep = sharded_spec(mesh), jax.sharding.PartitionSpec()
 
-    def local(fp, fq, t, dw, idx, mask):
+    def local(fp, fq, t, dw, idx, mask):  # this device's classes; the features replicated
         f_p = jnp.matmul(fp, dw.T, precision=jax.lax.Precision.HIGHEST)  # [n0, c]
         f_rows = jnp.sum(fq[idx] * dw[:, None, :], axis=2)  # [c, m]
-        f_q = jnp.where(mask, f_rows, 0.0)
-        mask_p = jnp.ones(fp.shape[:1], bool)
-        return jax.vmap(_smile_core, in_axes=(1, 0, None, None, 0))(f_p, f_q, t, mask_p, mask)
+        return smile_per_condition(f_p, jnp.where(mask, f_rows, 0.0), t, jnp.ones(fp.shape[:1], bool), mask)
 
-    out = shard_map(local, mesh=mesh, in_specs=(rep, rep, rep, spec, spec, spec), out_specs=spec)(
-        feat_p, feat_q, tau, dWt, idx_q, mask_q
-    )
-    return jax.lax.with_sharding_constraint(out, replicated(mesh))[:n_classes]
+    return shard_leading(local, dWt, idx_q, mask_q, mesh=mesh, replicated_args=(feat_p, feat_q, tau))
 
 
 def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size: int = 1024, mesh=None) -> jax.Array:

@@ -15,6 +15,7 @@ gathered into the pairs:
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 
@@ -25,6 +26,7 @@ import numpy as np
 from pairint_jax._progress import progress as _progress
 from pairint_jax._validate import as_key, nonnegative_int, positive_int
 from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
+from pairint_jax.parallel import check_mesh, shard_leading
 from pairint_jax.results import PairScores, pair_scores_from_screen
 from pairint_jax.screen import MIN_OBSERVATIONS, Screen, bucket_size
 from pairint_jax.stats.knn import knn_kl_all
@@ -78,11 +80,11 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_
         # are redone with max_duplicates (rare: continuous readouts have none).
         kw = dict(k=k, dim=dim, chunk_size=chunk_size, block_size=block_size, mesh=mesh)
         mask = jnp.asarray(mask)
-        res = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=0, **kw)
+        res = _knn_kl_all(x0, x_pad, mask, max_duplicates=0, **kw)
         kl_b, dup_b, valid_b = (np.asarray(v) for v in res)
         redo = dup_b > 0
         if redo.any() and max_duplicates > 0:
-            res2 = knn_kl_all(x0, x_pad, mask_groups=mask, max_duplicates=max_duplicates, **kw)
+            res2 = _knn_kl_all(x0, x_pad, mask, max_duplicates=max_duplicates, **kw)
             kl_b, dup_b, valid_b = (np.where(redo, np.asarray(v2), v1) for v1, v2 in zip((kl_b, dup_b, valid_b), res2))
         kl[groups] = np.asarray(kl_b, np.float64)
         n_dup[groups] = dup_b
@@ -95,6 +97,24 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_
         bar.update(len(groups))
     bar.close()
     return kl, n_dup, why
+
+
+def _knn_kl_all(x0, x_groups, mask_groups, *, mesh, dim, **statics):
+    """:func:`~pairint_jax.stats.knn_kl_all`, with the conditions split over ``mesh``'s
+    devices when one is given (the control replicated)."""
+    if mesh is None:
+        return knn_kl_all(x0, x_groups, mask_groups=mask_groups, dim=dim, **statics)
+    return _knn_kl_all_on_mesh(x0, x_groups, mask_groups, dim, mesh=check_mesh(mesh), **statics)
+
+
+@functools.partial(jax.jit, static_argnames=("mesh", "k", "chunk_size", "block_size", "max_duplicates"))
+def _knn_kl_all_on_mesh(x0, x_groups, mask_groups, dim, *, mesh, **statics):
+    # chunk_size then counts conditions per device; each condition's estimate is computed
+    # by the same code as without a mesh
+    def local(x_p, d, xg, mg):
+        return knn_kl_all(x_p, xg, mask_groups=mg, dim=d, **statics)
+
+    return shard_leading(local, x_groups, mask_groups, mesh=mesh, replicated_args=(x0, dim))
 
 
 def _nre_condition_kls(screen, *, key, encoder, encoder_kwargs, tau, epochs, batch_size, learning_rate, val_fraction,

@@ -2,18 +2,33 @@
 
 Nothing here knows about ``Screen``, pandas or files; everything works under
 ``jit`` and ``vmap`` (and ``grad`` where meaningful), so other JAX code can embed it.
+
+* kernels and distances: :func:`sq_distances`, :func:`rbf_kernel`,
+  :func:`matern52_kernel`, :func:`kernel_from_sq`, :func:`kernel_fn`,
+  :func:`median_heuristic`;
+* certified medians (the median heuristic without sorting): :func:`grid_median`,
+  :func:`bracket_median` and their float-bit grid;
+* the mixture MMD^2 and its null: :func:`mixture_mmd2`, :func:`mixture_mmd2_test`,
+  :func:`permutation_null`, :func:`bootstrap_null`, p- and q-values;
+* KL divergence estimators: k-NN (:func:`knn_kl`, :func:`knn_kl_all`) and SMILE
+  (:func:`smile`, :func:`smile_all`).
 """
 
-# -- kernels, MMD, permutations (issue 3) --
+# -- kernels and distances --
 from pairint_jax.stats.kernels import (
     KERNELS,
+    kernel_fn,
     kernel_from_sq,
     matern52_kernel,
     median_heuristic,
     rbf_kernel,
     sq_distances,
 )
+
+# -- certified medians --
 from pairint_jax.stats.median import GridSpec, MedianResult, bracket_median, grid_histogram, grid_median, grid_spec
+
+# -- the mixture MMD^2, its null distribution, p- and q-values --
 from pairint_jax.stats.mmd import (
     NULLS,
     MMDTestResult,
@@ -27,19 +42,27 @@ from pairint_jax.stats.mmd import (
     permutation_p_value,
 )
 
-_ISSUE3 = [
+# -- KL divergence estimators: k-NN and SMILE --
+from pairint_jax.stats.knn import KnnKL, knn_kl, knn_kl_all, knn_kl_info
+from pairint_jax.stats.smile import smile, smile_all
+
+__all__ = [
+    # kernels and distances
     "KERNELS",
+    "kernel_fn",
+    "kernel_from_sq",
+    "matern52_kernel",
+    "median_heuristic",
+    "rbf_kernel",
+    "sq_distances",
+    # certified medians
     "GridSpec",
     "MedianResult",
     "bracket_median",
     "grid_histogram",
     "grid_median",
     "grid_spec",
-    "kernel_from_sq",
-    "matern52_kernel",
-    "median_heuristic",
-    "rbf_kernel",
-    "sq_distances",
+    # mixture MMD^2 and its null
     "NULLS",
     "MMDTestResult",
     "benjamini_hochberg",
@@ -50,12 +73,11 @@ _ISSUE3 = [
     "mixture_mmd2_test",
     "permutation_null",
     "permutation_p_value",
+    # KL divergence estimators
+    "KnnKL",
+    "knn_kl",
+    "knn_kl_all",
+    "knn_kl_info",
+    "smile",
+    "smile_all",
 ]
-
-# -- k-NN KL, SMILE (issue 4) --
-from pairint_jax.stats.knn import KnnKL, knn_kl, knn_kl_all, knn_kl_info
-from pairint_jax.stats.smile import smile, smile_all
-
-_ISSUE4 = ["KnnKL", "knn_kl", "knn_kl_all", "knn_kl_info", "smile", "smile_all"]
-
-__all__: list[str] = [*_ISSUE3, *_ISSUE4]

@@ -1,6 +1,6 @@
 """k-nearest-neighbour KL divergence (Wang, Kulkarni & Verdu 2009), batched over conditions.
 
-The estimator (``DIGEST.md`` section 1a), for ``X ~ P`` with ``n`` points and
+The estimator (the paper's App. B; Wang, Kulkarni & Verdu 2009), for ``X ~ P`` with ``n`` points and
 ``Y ~ Q`` with ``m`` points in ``R^d``::
 
     D(P || Q) ~= (d / n) * sum_t log( nu_k(t) / rho_k(t) ) + log( m / (n - 1) )
@@ -24,7 +24,7 @@ How it is computed (the same in :func:`knn_kl` and :func:`knn_kl_all`):
 * ragged groups are padded arrays plus boolean masks: padded points are never
   neighbours and padded rows of ``X`` do not count.
 
-**Duplicate points** (the guard the digest asks for). A candidate at exact distance
+**Duplicate points** (a guard against ``log 0``). A candidate at exact distance
 zero (an identical row; a point is never its own neighbour) is skipped, so ``rho_k``
 and ``nu_k`` are distances to the k-th nearest *distinct* point and never zero. Up
 to ``max_duplicates`` (default 2, static) copies per point are handled this way. The
@@ -45,7 +45,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int
-from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded_spec
 
 __all__ = ["KnnKL", "knn_kl", "knn_kl_info", "knn_kl_all"]
 
@@ -345,7 +344,6 @@ def knn_kl_all(
     chunk_size: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 2,
-    mesh=None,
 ) -> KnnKL:
     """``KL(P || Q_g)`` for every group ``g`` at once, sharing ``P``'s neighbour search.
 
@@ -368,9 +366,6 @@ def knn_kl_all(
       block_size: rows of ``P`` per block (static); default so that ``block_size * n``
         is about 2^27 (at least 64 rows).
       max_duplicates: as in :func:`knn_kl`.
-      mesh: optional :class:`jax.sharding.Mesh`: the groups are split over its devices
-        (``shard_map``; ``P`` replicated), ``chunk_size`` then counts groups per device.
-        Each group's estimate is computed by the same code as without a mesh.
 
     Returns:
       :class:`KnnKL` with ``kl``, ``n_duplicates`` and ``valid`` of shape ``[G]``;
@@ -406,32 +401,14 @@ def knn_kl_all(
     dim = jnp.asarray(d if dim is None else dim, dtype)
     slack = nonnegative_int("max_duplicates", max_duplicates)
     kk = k + slack
-    mesh = check_mesh(mesh)
-    g_local = G if mesh is None else ceil_div(G, mesh_size(mesh))
     if block_size is None:
         block_size = max(64, _AUTO_BLOCK_ELEMENTS // max(n, m, 1))
     block_size = int(min(block_size, n))
     if chunk_size is None:  # distances [B, c, m] plus refined candidates [B, c, kk, d]
         chunk_size = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * (m + kk * d))))
-    chunk_size = int(min(chunk_size, g_local))
+    chunk_size = int(min(chunk_size, G))
     statics = dict(k=k, chunk_size=int(chunk_size), block_size=block_size, slack=slack)
-    if mesh is None:
-        return _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, **statics)
-    (xg, mg), _ = pad_leading((x_groups, mask_groups), mesh_size(mesh))
-    out = _knn_kl_all_sharded(x_p, xg, mask_p, mg, dim, mesh=mesh, **statics)
-    return KnnKL(*(v[:G] for v in out))
-
-
-@functools.partial(jax.jit, static_argnames=("k", "chunk_size", "block_size", "slack", "mesh"))
-def _knn_kl_all_sharded(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block_size, slack, mesh) -> KnnKL:
-    """:func:`_knn_kl_all` with the groups split over ``mesh`` (``P`` and ``dim`` replicated)."""
-    spec = sharded_spec(mesh)
-
-    def local(xg, mg):
-        return tuple(_knn_kl_all(x_p, xg, mask_p, mg, dim, k=k, chunk_size=chunk_size, block_size=block_size, slack=slack))
-
-    out = shard_map(local, mesh=mesh, in_specs=(spec, spec), out_specs=spec)(x_groups, mask_groups)
-    return KnnKL(*(jax.lax.with_sharding_constraint(v, replicated(mesh)) for v in out))
+    return _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, **statics)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "block_size", "slack"))

@@ -2,7 +2,7 @@
 
 Given a log-density ratio ``f(x) ~= log p(x) / q(x)`` (for separability the critic
 difference ``f(x, 0) - f(x, g)`` of a neural ratio estimator) and samples of both
-distributions (Song & Ermon 2020; ``DIGEST.md`` section 1b)::
+distributions (Song & Ermon 2020; the paper's App. B.2)::
 
     KL_SMILE(f, tau) = E_p[ f ] - log E_q[ clip( exp f, e^-tau, e^tau ) ]
 
@@ -129,6 +129,10 @@ def smile_all(f_p, f_q, *, tau=5.0, mask_p=None, mask_q=None) -> jax.Array:
     return _smile_all_jit(f_p, f_q, tau, mask_p, mask_q)
 
 
-@jax.jit
-def _smile_all_jit(f_p, f_q, tau, mask_p, mask_q):
+def smile_per_condition(f_p, f_q, tau, mask_p, mask_q) -> jax.Array:
+    """The unchecked core of :func:`smile_all` (same arguments, masks required), for
+    callers that build the log-ratios inside their own compiled program."""
     return jax.vmap(_smile_core, in_axes=(1, 0, None, None, 0))(f_p, f_q, tau, mask_p, mask_q)
+
+
+_smile_all_jit = jax.jit(smile_per_condition)
