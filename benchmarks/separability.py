@@ -130,8 +130,8 @@ def main(argv=None):
     # ---------------------------------------------------------------- k-NN: first call, correctness
     # The fast path (max_duplicates=0) is what separability_scores runs first; it redoes
     # only conditions where exact duplicates were met (none here) with the slack.
-    knn_fast = lambda: knn_kl_all(x0, xg, chunk_size=args.chunk_size, max_duplicates=0).kl  # noqa: E731
-    knn_slack = lambda: knn_kl_all(x0, xg, chunk_size=args.chunk_size, max_duplicates=2).kl  # noqa: E731
+    knn_fast = lambda: knn_kl_all(x0, xg, groups_per_chunk=args.chunk_size, max_duplicates=0).kl  # noqa: E731
+    knn_slack = lambda: knn_kl_all(x0, xg, groups_per_chunk=args.chunk_size, max_duplicates=2).kl  # noqa: E731
     t0 = time.perf_counter()
     ours = np.asarray(jax.block_until_ready(knn_fast()))
     first = time.perf_counter() - t0

@@ -113,7 +113,7 @@ def test_all_conditions_equals_loop_and_chunking(rng):
         assert want[1] == pytest.approx(float(knn_kl(x0, xg[1, : counts[1]], k=k)), rel=1e-6)
         full = knn_kl_all(x0, xg, k=k, mask_groups=mask)
         for cs, bs in ((3, 64),) if k == 1 else ((1, 17),):
-            got = knn_kl_all(x0, xg, k=k, mask_groups=mask, chunk_size=cs, block_size=bs)
+            got = knn_kl_all(x0, xg, k=k, mask_groups=mask, groups_per_chunk=cs, block_size=bs)
             np.testing.assert_allclose(np.asarray(got.kl), np.asarray(full.kl), rtol=1e-6, atol=1e-6)
             np.testing.assert_array_equal(np.asarray(got.valid), np.asarray(full.valid))
         ok = counts >= k
@@ -138,9 +138,9 @@ def test_jit_and_vmap_of_functional_core(rng):
 def test_no_recompilation_on_second_call(rng):
     x0 = rng.normal(size=(64, 3)).astype(np.float32)
     xg = rng.normal(size=(5, 32, 3)).astype(np.float32)
-    knn_kl_all(x0, xg, k=1, chunk_size=2)
+    knn_kl_all(x0, xg, k=1, groups_per_chunk=2)
     with compile_log() as log:
-        knn_kl_all(x0 + 1.0, xg * 2.0, k=1, chunk_size=2, dim=3.0)
+        knn_kl_all(x0 + 1.0, xg * 2.0, k=1, groups_per_chunk=2, dim=3.0)
     assert log.count("_knn_kl_all") == 0
 
 
@@ -189,8 +189,8 @@ def test_bad_input():
         knn_kl(x, x, mask_p=np.ones(4, bool))
     with pytest.raises(ValueError, match="mask_groups must have shape"):
         knn_kl_all(x, x[None], mask_groups=np.ones((2, 10), bool))
-    with pytest.raises(ValueError, match="chunk_size"):
-        knn_kl_all(x, x[None], chunk_size=0)
+    with pytest.raises(ValueError, match="groups_per_chunk"):
+        knn_kl_all(x, x[None], groups_per_chunk=0)
     with pytest.raises(ValueError, match="max_duplicates"):
         knn_kl(x, x, max_duplicates=-1)
 

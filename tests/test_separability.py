@@ -75,7 +75,7 @@ def test_control_fifty_times_larger_and_ragged_groups(rng):
         xs.append(rng.normal(size=(m, 4)) + 0.3 * i)
         labels += [cond] * m
     screen = pj.Screen.from_arrays(np.concatenate(xs).astype(np.float32), labels)
-    res = pj.separability_scores(screen, estimator="knn", chunk_size=2, block_size=300)
+    res = pj.separability_scores(screen, estimator="knn", conditions_per_chunk=2, block_size=300)
     x0 = screen.group(0).astype(np.float64)
     rho = cKDTree(x0).query(x0, k=2)[0][:, 1]
     for cond in sizes:

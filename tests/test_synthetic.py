@@ -307,7 +307,7 @@ def test_balls_latents_follow_d11_structure():
 
 def test_balls_blocked_and_chunked_rendering_equal_one_pass():
     one, _ = _make("balls", 4, noise=0.05)
-    split, _ = _make("balls", 4, noise=0.05, block_size=5, chunk_size=3)  # 23 images: 5 blocks, last padded
+    split, _ = _make("balls", 4, noise=0.05, block_size=5, images_per_chunk=3)  # 23 images: 5 blocks, last padded
     np.testing.assert_allclose(split.x, one.x, rtol=0, atol=1e-6)
     clean, _ = _make("balls", 4)
     resid = (one.x - clean.x).astype(np.float64)

@@ -108,7 +108,7 @@ class Critic(nn.Module):
 
     ``__call__(x, train)`` returns the logits ``[B, C]``; ``features(x, train)`` the
     encoder output ``[B, h]``; ``W`` is ``params["head"]["kernel"]`` ``[h, C]`` (no bias,
-    as in the digest).
+    as in the paper's App. B.1).
     """
 
     encoder: nn.Module

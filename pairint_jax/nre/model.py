@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax._validate import ceil_div
+from pairint_jax._validate import as_key, ceil_div, positive_int
 from pairint_jax.nre.encoders import Critic, make_encoder
 from pairint_jax.nre.train import nre_trainer, stratified_split, train_loop
 from pairint_jax.parallel import check_mesh, shard_leading
@@ -143,7 +143,8 @@ def fit_nre(
     """Train a contrastive ratio estimator over all classes and keep its best epoch.
 
     Args:
-      key: PRNG key (split for the held-out split, initialisation and training).
+      key: PRNG key (split for the held-out split, initialisation and training); a
+        typed key, a legacy ``uint32[2]`` key or an int seed. Required.
       x: ``[N, *feature_shape]`` observations.
       labels: ``[N]`` int classes ``0..C-1``; class 0 is the reference (control).
       class_names: ``C`` names (for messages and checkpoints); default ``"0".."C-1"``.
@@ -189,15 +190,13 @@ def fit_nre(
         raise ValueError(f"class_names has {len(class_names)} names but labels use {n_classes} classes.")
     kind = encoder if isinstance(encoder, str) else "mlp"
     defaults = DEFAULTS.get(kind, DEFAULTS["mlp"])
-    epochs = int(defaults["epochs"] if epochs is None else epochs)
-    batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
+    epochs = positive_int("epochs", defaults["epochs"] if epochs is None else epochs)
+    batch_size = positive_int("batch_size", defaults["batch_size"] if batch_size is None else batch_size)
     learning_rate = float(defaults["learning_rate"] if learning_rate is None else learning_rate)
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
     enc_kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(encoder_kwargs or {}).items()}
     model = Critic(encoder=make_encoder(encoder, **enc_kwargs), n_classes=n_classes)
 
-    k_split, k_init, k_train = jax.random.split(key, 3)
+    k_split, k_init, k_train = jax.random.split(as_key(key, default_seed=None), 3)
     heldout = stratified_split(k_split, labels, val_fraction=val_fraction, class_names=class_names)
     x_tr, y_tr = x[~heldout], labels[~heldout]
     x_va, y_va = x[heldout], labels[heldout]

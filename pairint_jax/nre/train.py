@@ -1,6 +1,6 @@
 r"""Training the contrastive neural ratio estimator (Hermans et al. 2020) with optax.
 
-Objective (``DIGEST.md`` 1b, paper App. B.1): binary cross-entropy separating joint
+Objective (paper App. B.1): binary cross-entropy separating joint
 pairs ``(x, c) ~ p(x, c)`` from marginal pairs ``(x, c')``, ``c' ~ p(c)`` drawn
 independently of ``x``:
 

@@ -1,4 +1,4 @@
-r"""Separability scores of every pair of a screen (paper Sec. 3.1, ``DIGEST.md`` section 1).
+r"""Separability scores of every pair of a screen (paper Sec. 3.1, Thm. 3.6).
 
 .. math::
     S_{ij} = \big|\, \mathrm{KL}(p_0\|p_i) + \mathrm{KL}(p_0\|p_j) - \mathrm{KL}(p_0\|p_{ij}) \,\big|
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
-from pairint_jax._validate import as_key, nonnegative_int, positive_int
+from pairint_jax._validate import as_key, nonnegative_int, positive_int, renamed_keywords
 from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
 from pairint_jax.parallel import check_mesh, shard_leading
 from pairint_jax.results import PairScores, pair_scores_from_screen
@@ -50,7 +50,7 @@ def _needed_groups(screen: Screen) -> np.ndarray:
     return np.unique(np.concatenate([pg[:, 0], pg[:, 2], pg[:, 3]])).astype(np.int64)
 
 
-def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_duplicates, mesh=None):
+def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, progress, max_duplicates, mesh=None):
     """KL per group (NaN where not estimated), duplicates per group, reason per group."""
     G = screen.n_groups
     kl = np.full(G, np.nan)
@@ -78,7 +78,7 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_
         x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
         # Fast pass without duplicate slack; conditions where exact duplicates were met
         # are redone with max_duplicates (rare: continuous readouts have none).
-        kw = dict(k=k, dim=dim, chunk_size=chunk_size, block_size=block_size, mesh=mesh)
+        kw = dict(k=k, dim=dim, groups_per_chunk=conditions_per_chunk, block_size=block_size, mesh=mesh)
         mask = jnp.asarray(mask)
         res = _knn_kl_all(x0, x_pad, mask, max_duplicates=0, **kw)
         kl_b, dup_b, valid_b = (np.asarray(v) for v in res)
@@ -107,9 +107,9 @@ def _knn_kl_all(x0, x_groups, mask_groups, *, mesh, dim, **statics):
     return _knn_kl_all_on_mesh(x0, x_groups, mask_groups, dim, mesh=check_mesh(mesh), **statics)
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "k", "chunk_size", "block_size", "max_duplicates"))
+@functools.partial(jax.jit, static_argnames=("mesh", "k", "groups_per_chunk", "block_size", "max_duplicates"))
 def _knn_kl_all_on_mesh(x0, x_groups, mask_groups, dim, *, mesh, **statics):
-    # chunk_size then counts conditions per device; each condition's estimate is computed
+    # groups_per_chunk then counts conditions per device; each condition's estimate is computed
     # by the same code as without a mesh
     def local(x_p, d, xg, mg):
         return knn_kl_all(x_p, xg, mask_groups=mg, dim=d, **statics)
@@ -182,6 +182,7 @@ def condition_kls(screen: Screen, **kwargs) -> dict:
     return dict(res.settings["condition_kl"])
 
 
+@renamed_keywords(chunk_size="conditions_per_chunk")
 def separability_scores(
     screen: Screen,
     *,
@@ -201,7 +202,7 @@ def separability_scores(
     eval_on: str = "heldout",
     key=None,
     progress: bool = False,
-    chunk_size: int | None = None,
+    conditions_per_chunk: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 8,
     mesh=None,
@@ -237,7 +238,7 @@ def separability_scores(
         data it was trained on) or ``"all"`` (every observation; for new data).
       key: PRNG key for the split, initialisation and training; default ``key(0)``.
       progress: show progress bars (k-NN buckets, NRE epochs with loss and accuracy).
-      chunk_size: (knn) conditions per vmapped chunk; default bounds one block of
+      conditions_per_chunk: (knn) conditions per vmapped chunk (formerly ``chunk_size``); default bounds one block of
         distances to about 2^27 numbers.
       block_size: (knn) control rows per block (same default rule).
       max_duplicates: (knn) exact copies of a point the duplicate guard can skip (see
@@ -278,7 +279,7 @@ def separability_scores(
     settings: dict = {"estimator": estimator}
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(
-            screen, k=int(k), dim=dim, chunk_size=chunk_size, block_size=block_size, progress=progress,
+            screen, k=int(k), dim=dim, conditions_per_chunk=conditions_per_chunk, block_size=block_size, progress=progress,
             max_duplicates=int(max_duplicates), mesh=mesh,
         )
         d_used = int(np.prod(screen.feature_shape)) if dim is None else dim
@@ -289,7 +290,7 @@ def separability_scores(
                 f"(e.g. {screen.conditions[int(np.flatnonzero(n_dup)[0])]!r}); exact duplicates are skipped "
                 "(k-th nearest *distinct* neighbour). See settings['n_duplicates'].",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # separability_scores, its keyword-rename wrapper, the caller
             )
     else:
         kl, why, trained = _nre_condition_kls(

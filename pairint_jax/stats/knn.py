@@ -44,12 +44,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int
+from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int, renamed_keywords
 
 __all__ = ["KnnKL", "knn_kl", "knn_kl_info", "knn_kl_all"]
 
 #: Elements of one distance block (rows x columns x groups) kept in memory at once
-#: when ``chunk_size`` / ``block_size`` are chosen automatically (float32: 512 MiB).
+#: when ``groups_per_chunk`` / ``block_size`` are chosen automatically (float32: 512 MiB).
 _AUTO_BLOCK_ELEMENTS = 2**27
 
 
@@ -333,6 +333,7 @@ def knn_kl(x_p, x_q, *, k: int = 1, mask_p=None, mask_q=None, dim=None, max_dupl
     return knn_kl_info(x_p, x_q, k=k, mask_p=mask_p, mask_q=mask_q, dim=dim, max_duplicates=max_duplicates).kl
 
 
+@renamed_keywords(chunk_size="groups_per_chunk")
 def knn_kl_all(
     x_p,
     x_groups,
@@ -341,7 +342,7 @@ def knn_kl_all(
     mask_p=None,
     mask_groups=None,
     dim=None,
-    chunk_size: int | None = None,
+    groups_per_chunk: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 2,
 ) -> KnnKL:
@@ -351,8 +352,8 @@ def knn_kl_all(
     padded block of groups: ``rho_k`` is computed once, and the distances from every
     point of ``P`` to every group are matrix products followed by a per-group top-k.
     Work is a compiled loop over blocks of ``block_size`` rows of ``P`` (``lax.map``),
-    inside which groups are vmapped ``chunk_size`` at a time, so peak memory is
-    about ``block_size * max(n, chunk_size * m)`` distances whatever ``G``.
+    inside which groups are vmapped ``groups_per_chunk`` at a time, so peak memory is
+    about ``block_size * max(n, groups_per_chunk * m)`` distances whatever ``G``.
 
     Args:
       x_p: ``[n, d]`` samples of ``P`` (the control).
@@ -361,7 +362,7 @@ def knn_kl_all(
       mask_p: ``[n]`` bool for ``x_p`` (default all True).
       mask_groups: ``[G, m]`` bool, True on real rows (default all True).
       dim: the ``d`` of the formula (traced); default ``d``.
-      chunk_size: groups per vmapped chunk (static); default so that one block of
+      groups_per_chunk: groups per vmapped chunk (static; formerly ``chunk_size``); default so that one block of
         distances holds about 2^27 numbers.
       block_size: rows of ``P`` per block (static); default so that ``block_size * n``
         is about 2^27 (at least 64 rows).
@@ -385,7 +386,7 @@ def knn_kl_all(
         )
     if x_p.shape[1] != x_groups.shape[2]:
         raise ValueError(f"x_p has {x_p.shape[1]} features but x_groups has {x_groups.shape[2]}; both need the same d.")
-    chunk_size = optional_positive_int("chunk_size", chunk_size)
+    groups_per_chunk = optional_positive_int("groups_per_chunk", groups_per_chunk)
     block_size = optional_positive_int("block_size", block_size)
     dtype = jnp.promote_types(x_p.dtype, x_groups.dtype)
     x_p, x_groups = x_p.astype(dtype), x_groups.astype(dtype)
@@ -404,15 +405,15 @@ def knn_kl_all(
     if block_size is None:
         block_size = max(64, _AUTO_BLOCK_ELEMENTS // max(n, m, 1))
     block_size = int(min(block_size, n))
-    if chunk_size is None:  # distances [B, c, m] plus refined candidates [B, c, kk, d]
-        chunk_size = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * (m + kk * d))))
-    chunk_size = int(min(chunk_size, G))
-    statics = dict(k=k, chunk_size=int(chunk_size), block_size=block_size, slack=slack)
+    if groups_per_chunk is None:  # distances [B, c, m] plus refined candidates [B, c, kk, d]
+        groups_per_chunk = int(max(1, _AUTO_BLOCK_ELEMENTS // max(1, block_size * (m + kk * d))))
+    groups_per_chunk = int(min(groups_per_chunk, G))
+    statics = dict(k=k, groups_per_chunk=int(groups_per_chunk), block_size=block_size, slack=slack)
     return _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, **statics)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk_size", "block_size", "slack"))
-def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block_size, slack) -> KnnKL:
+@functools.partial(jax.jit, static_argnames=("k", "groups_per_chunk", "block_size", "slack"))
+def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, groups_per_chunk, block_size, slack) -> KnnKL:
     n, d = x_p.shape
     G, m = x_groups.shape[:2]
     dtype = x_p.dtype
@@ -425,11 +426,11 @@ def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block
     raw_pad = jnp.pad(x_p, ((0, pad), (0, 0)))
     m_pad = jnp.pad(mask_p, (0, pad))
     rows = jnp.arange(n_blocks * block_size)
-    n_chunks = ceil_div(G, chunk_size)
-    gpad = n_chunks * chunk_size - G
-    xg_raw = jnp.pad(x_groups, ((0, gpad), (0, 0), (0, 0))).reshape(n_chunks, chunk_size, m, d)
+    n_chunks = ceil_div(G, groups_per_chunk)
+    gpad = n_chunks * groups_per_chunk - G
+    xg_raw = jnp.pad(x_groups, ((0, gpad), (0, 0), (0, 0))).reshape(n_chunks, groups_per_chunk, m, d)
     xg = xg_raw - mean
-    mg = jnp.pad(mask_groups, ((0, gpad), (0, 0))).reshape(n_chunks, chunk_size, m)
+    mg = jnp.pad(mask_groups, ((0, gpad), (0, 0))).reshape(n_chunks, groups_per_chunk, m)
 
     def one_block(args):
         a, a_raw, mask_a, r = args  # [B, d], [B, d], [B], [B]
@@ -447,7 +448,7 @@ def _knn_kl_all(x_p, x_groups, mask_p, mask_groups, dim, *, k, chunk_size, block
             return s, bad, nd
 
         out = jax.lax.map(one_chunk, (xg, xg_raw, mg))  # each [n_chunks, c]
-        return jax.tree.map(lambda v: v.reshape(n_chunks * chunk_size)[:G], out)
+        return jax.tree.map(lambda v: v.reshape(n_chunks * groups_per_chunk)[:G], out)
 
     blocks = (
         a_pad.reshape(n_blocks, block_size, d),

@@ -1,6 +1,6 @@
 """The mixture MMD^2 of the disjointedness test, its null distributions and p-values.
 
-The statistic (``DIGEST.md`` section 2) compares the mixtures
+The statistic (the paper's disjointedness test, Sec. 3.2 and App. C) compares the mixtures
 ``A = 1/2 p_ij + 1/2 p_0`` and ``B = 1/2 p_i + 1/2 p_j``. With group weights
 ``c = (1/2, 1/2, -1/2, -1/2)`` for the groups ``(ij, 0, i, j)`` and block sums
 ``S_ab = sum_{x in a, y in b, x != y} k(x, y)``, the block-form estimator is
@@ -9,12 +9,12 @@ The statistic (``DIGEST.md`` section 2) compares the mixtures
     kbar(a, a) = S_aa / (n_a (n_a - 1))   (U-statistic, diagonal excluded),
     kbar(a, b) = S_ab / (n_a n_b)         (a != b),
 
-which expands to the digest's ``1/4 [..] + 1/4 [..] - 1/2 [..]`` and is exactly
+which expands to the paper's ``1/4 [..] + 1/4 [..] - 1/2 [..]`` and is exactly
 unbiased for ``MMD^2(A, B)`` at any group sizes.
 
 Null distributions (both act on the pooled kernel matrix of the four groups):
 
-* ``"permutation"`` (:func:`permutation_null`, the digest's definition and the
+* ``"permutation"`` (:func:`permutation_null`, the paper's definition and the
   default): the pooled observations are randomly re-assigned to the four groups,
   sizes kept. Under ``A = B`` the groups are *not* exchangeable (only the mixtures
   are equal) and each group is a stratified part of its mixture, so the permutation
@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import as_key, one_of, positive_int
 from pairint_jax.stats.kernels import check_kernel, kernel_from_sq, median_heuristic, sq_distances
 
 __all__ = [
@@ -409,7 +410,8 @@ def mixture_mmd2_test(
       key: PRNG key for the null draws.
       kernel, bandwidth, precision: as in :func:`mixture_mmd2`. The bandwidth is
         held fixed across the null draws.
-      n_permutations: number ``B`` of null draws (static, >= 1).
+      n_permutations: number ``B`` of null draws (static, >= 1): permutations, or
+        bootstrap draws with ``null="bootstrap"`` (the name is kept for both).
       null: ``"permutation"`` (pooled permutation, conservative; the default) or
         ``"bootstrap"`` (calibrated multiplier bootstrap, see :func:`bootstrap_null`).
 
@@ -425,10 +427,9 @@ def mixture_mmd2_test(
       True
     """
     check_kernel(kernel)
-    if null not in NULLS:
-        raise ValueError(f"null must be one of {NULLS}, got {null!r}.")
-    if int(n_permutations) < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+    key = as_key(key, default_seed=None)
+    one_of("null", null, NULLS)
+    n_permutations = positive_int("n_permutations", n_permutations)
     xs, masks = _prepare(x_ij, x_0, x_i, x_j, mask_ij, mask_0, mask_i, mask_j, bandwidth)
     bw = _resolve_bandwidth(xs, masks, bandwidth, precision)
     z = jnp.concatenate(xs)
@@ -437,7 +438,7 @@ def mixture_mmd2_test(
     counts = jnp.stack([jnp.sum(m) for m in masks])
     t_obs = _statistic_from_onehot(kmat, _onehot(labels, kmat.dtype), counts)
     if null == "permutation":
-        t_null = permutation_null(key, kmat, labels, n_permutations=int(n_permutations))
+        t_null = permutation_null(key, kmat, labels, n_permutations=n_permutations)
     else:
-        t_null = bootstrap_null(key, kmat, labels, n_bootstrap=int(n_permutations))
+        t_null = bootstrap_null(key, kmat, labels, n_bootstrap=n_permutations)
     return MMDTestResult(statistic=t_obs, p_value=permutation_p_value(t_obs, t_null), bandwidth=bw)

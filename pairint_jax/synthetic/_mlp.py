@@ -158,12 +158,12 @@ def mlp_apply(params: MixingMLP, z: jax.Array) -> jax.Array:
     return params.scale.astype(h.dtype) * h
 
 
-def mlp_apply_chunked(params: MixingMLP, z: jax.Array, chunk_size: int | None = None) -> jax.Array:
-    """:func:`mlp_apply` over the rows of ``z [N, in_dim]`` in chunks of ``chunk_size`` rows.
+def mlp_apply_chunked(params: MixingMLP, z: jax.Array, rows_per_chunk: int | None = None) -> jax.Array:
+    """:func:`mlp_apply` over the rows of ``z [N, in_dim]`` in chunks of ``rows_per_chunk`` rows.
 
     Bounds the working memory of the hidden layers (``lax.map``, one compiled loop);
-    ``None`` or ``chunk_size >= N`` maps every row at once. Same result as :func:`mlp_apply`.
+    ``None`` or ``rows_per_chunk >= N`` maps every row at once. Same result as :func:`mlp_apply`.
     """
-    if chunk_size is None or chunk_size >= z.shape[0]:
+    if rows_per_chunk is None or rows_per_chunk >= z.shape[0]:
         return mlp_apply(params, z)
-    return jax.lax.map(lambda row: mlp_apply(params, row), z, batch_size=int(chunk_size))
+    return jax.lax.map(lambda row: mlp_apply(params, row), z, batch_size=int(rows_per_chunk))

@@ -1,4 +1,4 @@
-"""D.1.2: ball images for the separability test (paper App. D.1.2, digest section 5).
+"""D.1.2: ball images for the separability test (paper App. D.1.2).
 
 Each observation is a ``3 x size x size`` RGB image (default 128, values in ``[0, 1]``,
 channel-first ``[N, 3, H, W]``): three small balls (blue, purple, red) drawn over a
@@ -27,7 +27,7 @@ changes no divergence between conditions. Optional Gaussian pixel noise (``noise
 **Rendering** is pure JAX: every disc is a vectorised distance test over the pixel grid
 with an anti-aliased edge (``alpha = clip((radius - dist) / edge + 1/2, 0, 1)``),
 composited in order by a ``lax.scan`` over discs. Images are rendered in chunks of
-``chunk_size`` (``lax.map``) inside compiled calls of ``block_size`` images, each copied
+``images_per_chunk`` (``lax.map``) inside compiled calls of ``block_size`` images, each copied
 into one host array, so device memory stays bounded whatever ``N``. Truth: A-B and C-D.
 """
 
@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax._validate import as_key, positive_int
+from pairint_jax._validate import as_key, positive_int, renamed_keywords
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     Latents,
@@ -99,7 +99,8 @@ def _render_one(centres, radii, colours, edge, size: int):
     return img
 
 
-def render_scenes(centres, radii, colours, *, size: int = 128, edge: float = 1.0, chunk_size: int = 64):
+@renamed_keywords(chunk_size="images_per_chunk")
+def render_scenes(centres, radii, colours, *, size: int = 128, edge: float = 1.0, images_per_chunk: int = 64):
     """Render images of coloured discs, in chunks.
 
     Args:
@@ -108,13 +109,13 @@ def render_scenes(centres, radii, colours, *, size: int = 128, edge: float = 1.0
       colours: ``[N, D, 3]`` RGB in ``[0, 1]``.
       size: image side (static).
       edge: anti-aliasing width in pixels (> 0; small values give hard discs).
-      chunk_size: images rendered per vmapped chunk (static).
+      images_per_chunk: images rendered per vmapped chunk (static).
 
     Returns:
       ``[N, 3, size, size]`` float32 images.
     """
     render = functools.partial(_render_one, edge=jnp.maximum(edge, 1e-6), size=size)
-    return jax.lax.map(lambda a: render(*a), (centres, radii, colours), batch_size=chunk_size)
+    return jax.lax.map(lambda a: render(*a), (centres, radii, colours), batch_size=images_per_chunk)
 
 
 def _background(key, n: int, n_background: int, size: int):
@@ -139,15 +140,15 @@ def _scenes(key, masks, shift, *, n_control, n_per_condition, n_background, size
     return z, pos, centres, radii, colours
 
 
-@functools.partial(jax.jit, static_argnames=("size", "chunk_size"))
-def _render_block(key, index, centres, radii, colours, noise, edge, *, size, chunk_size):
+@functools.partial(jax.jit, static_argnames=("size", "images_per_chunk"))
+def _render_block(key, index, centres, radii, colours, noise, edge, *, size, images_per_chunk):
     """Render one block of images; the pixel noise of image ``i`` is keyed by ``fold_in(key, i)``."""
-    images = render_scenes(centres, radii, colours, size=size, edge=edge, chunk_size=chunk_size)
+    images = render_scenes(centres, radii, colours, size=size, edge=edge, images_per_chunk=images_per_chunk)
     eps = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), images.shape[1:]))(index)
     return images + noise * eps
 
 
-def _render_all(key, centres, radii, colours, noise, edge, size, chunk_size, block_size) -> np.ndarray:
+def _render_all(key, centres, radii, colours, noise, edge, size, images_per_chunk, block_size) -> np.ndarray:
     """Render every image into one host array, ``block_size`` images per compiled call.
 
     Only one block lives on the device at a time; the last block is padded (repeating
@@ -168,12 +169,13 @@ def _render_all(key, centres, radii, colours, noise, edge, size, chunk_size, blo
             noise,
             edge,
             size=size,
-            chunk_size=chunk_size,
+            images_per_chunk=images_per_chunk,
         )
         out[start:stop] = np.asarray(images)[: stop - start]
     return out
 
 
+@renamed_keywords(chunk_size="images_per_chunk")
 def balls(
     key,
     *,
@@ -184,7 +186,7 @@ def balls(
     shift: float = 3.0,
     noise: float = 0.0,
     edge: float = 1.0,
-    chunk_size: int = 64,
+    images_per_chunk: int = 64,
     block_size: int = 2048,
     return_latents: bool = False,
 ):
@@ -208,7 +210,8 @@ def balls(
       shift: mean of a perturbed latent (paper: 3).
       noise: standard deviation of i.i.d. Gaussian pixel noise (default 0).
       edge: anti-aliasing width of disc edges in pixels.
-      chunk_size: images rendered per vmapped chunk (static); bounds the working memory.
+      images_per_chunk: images rendered per vmapped chunk (static; formerly ``chunk_size``);
+        bounds the working memory.
       block_size: images per compiled rendering call (static); at most this many images
         (``block_size * 3 * size^2 * 4`` bytes, 400 MB at the default) are on the device at
         once, and the host array is filled block by block. Does not change the images.
@@ -230,7 +233,7 @@ def balls(
     n_control = n_per_condition if n_control is None else positive_int("n_control", n_control, minimum=MIN_OBSERVATIONS)
     size = positive_int("size", size, minimum=32)
     n_background = positive_int("n_background", n_background, minimum=0)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    images_per_chunk = positive_int("images_per_chunk", images_per_chunk)
     block_size = positive_int("block_size", block_size)
     shift = check_real("shift", shift)
     noise = check_real("noise", noise, low=0.0)
@@ -253,7 +256,7 @@ def balls(
         )
     )
     images = _render_all(
-        k_noise, centres, radii, colours, jnp.float32(noise), jnp.float32(edge), size, chunk_size, block_size
+        k_noise, centres, radii, colours, jnp.float32(noise), jnp.float32(edge), size, images_per_chunk, block_size
     )
     screen = build_screen(images, labels, n_control, n_per_condition, names)
     del images

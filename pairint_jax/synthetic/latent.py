@@ -69,7 +69,7 @@ mass and weaken every interaction.
 **Sizes.** ``G = 1 + n + P`` conditions (``P = n(n-1)/2`` doubles by default, or a seeded
 random fraction with ``double_fraction``), ``N = n_control + (G - 1) * n_per_condition``
 rows of dimension ``d``. Sampling is one jit-compiled call over all rows at once (each row
-gathers its condition's parameters); the map ``g`` runs over chunks of ``chunk_size`` rows
+gathers its condition's parameters); the map ``g`` runs over chunks of ``rows_per_chunk`` rows
 (``lax.map``) so the working memory of its hidden layers stays bounded.
 """
 
@@ -82,7 +82,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax._validate import as_key, positive_int
+from pairint_jax._validate import as_key, positive_int, renamed_keywords
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     Latents,
@@ -239,8 +239,8 @@ def _condition_effects(model: LatentFactorModel, doubles: np.ndarray):
     return prog, shift
 
 
-@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "chunk_size"))
-def _sample(key, mixing, log_w, means, prog, shift, noise, *, n_control, n_per_condition, chunk_size):
+@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "rows_per_chunk"))
+def _sample(key, mixing, log_w, means, prog, shift, noise, *, n_control, n_per_condition, rows_per_chunk):
     k = means.shape[1]
     d = mixing.weights[-1].shape[0]
     gid = row_groups(prog.shape[0], n_control, n_per_condition)
@@ -249,10 +249,11 @@ def _sample(key, mixing, log_w, means, prog, shift, noise, *, n_control, n_per_c
     c = jax.random.categorical(kc, log_w, shape=(n,))
     hit = (c[:, None] == prog[gid]).astype(shift.dtype)  # [N, 2]: the row's program is in slot t
     z = means[c] + jax.random.normal(kz, (n, k)) + jnp.sum(hit[:, :, None] * shift[gid], axis=1)
-    x = mlp_apply_chunked(mixing, z, chunk_size) + noise * jax.random.normal(kn, (n, d))
+    x = mlp_apply_chunked(mixing, z, rows_per_chunk) + noise * jax.random.normal(kn, (n, d))
     return x, z, c
 
 
+@renamed_keywords(chunk_size="rows_per_chunk")
 def latent_factor(
     key,
     n_perturbations: int = 20,
@@ -273,7 +274,7 @@ def latent_factor(
     hidden_dim: int | None = None,
     negative_slope: float = 0.5,
     double_fraction: float = 1.0,
-    chunk_size: int = 65536,
+    rows_per_chunk: int = 65536,
     names: list[str] | None = None,
     map_key=None,
     return_latents: bool = False,
@@ -309,7 +310,8 @@ def latent_factor(
       negative_slope: LeakyReLU slope of ``g``.
       double_fraction: fraction of the ``n(n-1)/2`` doubles to generate, chosen at random
         from ``key`` (default 1: all doubles). The truth covers all pairs regardless.
-      chunk_size: rows pushed through ``g`` per chunk (static); bounds working memory.
+      rows_per_chunk: rows pushed through ``g`` per chunk (static; formerly ``chunk_size``);
+        bounds working memory.
       names: optional ``n`` perturbation names.
       map_key: optional key for ``g`` alone; default: derived from ``key``.
       return_latents: also return :class:`~pairint_jax.synthetic.Latents` with ``z [N, k]``,
@@ -332,7 +334,7 @@ def latent_factor(
     dim = positive_int("dim", dim)
     latent_dim = positive_int("latent_dim", latent_dim)
     n_layers = positive_int("n_layers", n_layers)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    rows_per_chunk = positive_int("rows_per_chunk", rows_per_chunk)
     noise = check_real("noise", noise, low=0.0)
     double_fraction = check_real("double_fraction", double_fraction, low=0.0, high=1.0, open_low=True)
     if names is None:
@@ -390,7 +392,7 @@ def latent_factor(
         jnp.float32(noise),
         n_control=n_control,
         n_per_condition=n_per_condition,
-        chunk_size=chunk_size,
+        rows_per_chunk=rows_per_chunk,
     )
     screen = build_screen(x, labels, n_control, n_per_condition, names)
     out = (screen, model.truth.copy())

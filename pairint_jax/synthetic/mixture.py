@@ -1,4 +1,4 @@
-"""D.1.3: the mixture screen for the disjointedness test (paper App. D.1.3, digest section 5).
+"""D.1.3: the mixture screen for the disjointedness test (paper App. D.1.3).
 
 A one-dimensional latent ``z`` follows a six-component mixture with fixed weights
 
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax._validate import as_key, positive_int
+from pairint_jax._validate import as_key, positive_int, renamed_keywords
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     Latents,
@@ -91,17 +91,18 @@ def _component_table(names, members):
     return loc, scale, cauchy
 
 
-@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "chunk_size"))
-def _sample(key, mixing, log_w, loc, scale, cauchy, *, n_control, n_per_condition, chunk_size):
+@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "rows_per_chunk"))
+def _sample(key, mixing, log_w, loc, scale, cauchy, *, n_control, n_per_condition, rows_per_chunk):
     gid = row_groups(loc.shape[0], n_control, n_per_condition)
     n = gid.shape[0]
     kc, kn, kk = jax.random.split(key, 3)
     comp = jax.random.categorical(kc, log_w, shape=(n,))
     eps = jnp.where(cauchy[gid, comp], jax.random.cauchy(kk, (n,)), jax.random.normal(kn, (n,)))
     z = (loc[gid, comp] + scale[gid, comp] * eps)[:, None]
-    return mlp_apply_chunked(mixing, z, chunk_size), z, comp
+    return mlp_apply_chunked(mixing, z, rows_per_chunk), z, comp
 
 
+@renamed_keywords(chunk_size="rows_per_chunk")
 def disjointedness_mixture(
     key,
     *,
@@ -110,7 +111,7 @@ def disjointedness_mixture(
     dim: int = 8,
     n_layers: int = 10,
     negative_slope: float = 0.5,
-    chunk_size: int = 65536,
+    rows_per_chunk: int = 65536,
     map_key=None,
     return_latents: bool = False,
 ):
@@ -131,7 +132,8 @@ def disjointedness_mixture(
       dim: output dimension (static, >= 1). Default 8.
       n_layers: depth of ``g`` (paper: 10).
       negative_slope: LeakyReLU slope of ``g``.
-      chunk_size: rows pushed through ``g`` per chunk (static); bounds working memory.
+      rows_per_chunk: rows pushed through ``g`` per chunk (static; formerly ``chunk_size``);
+        bounds working memory.
       map_key: optional key for ``g`` alone; default: derived from ``key``.
       return_latents: also return :class:`~pairint_jax.synthetic.Latents` with
         ``z [N, 1]``, ``component [N]`` (0..5) and ``mixing``.
@@ -151,7 +153,7 @@ def disjointedness_mixture(
     n_control = n_per_condition if n_control is None else positive_int("n_control", n_control, minimum=MIN_OBSERVATIONS)
     dim = positive_int("dim", dim)
     n_layers = positive_int("n_layers", n_layers)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    rows_per_chunk = positive_int("rows_per_chunk", rows_per_chunk)
     names = list(D13_SINGLES)
     k_map, k_data = jax.random.split(key)
     if map_key is not None:
@@ -169,7 +171,7 @@ def disjointedness_mixture(
         jnp.asarray(cauchy),
         n_control=n_control,
         n_per_condition=n_per_condition,
-        chunk_size=chunk_size,
+        rows_per_chunk=rows_per_chunk,
     )
     screen = build_screen(x, labels, n_control, n_per_condition, names)
     truth = np.zeros((len(names), len(names)), bool)

@@ -1,4 +1,4 @@
-"""D.1.1: the tabular separability screen (paper App. D.1.1, digest section 5).
+"""D.1.1: the tabular separability screen (paper App. D.1.1).
 
 Three independent latents ``Z1, Z2, Z3``, each ``N(0, 1)`` in the control. A latent is
 ``N(shift, 1)`` (``shift = 3``) in a condition if *any* perturbation of the condition
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax.screen import Screen
-from pairint_jax._validate import as_key, positive_int
+from pairint_jax._validate import as_key, positive_int, renamed_keywords
 from pairint_jax.screen import MIN_OBSERVATIONS
 from pairint_jax.synthetic._common import (
     Latents,
@@ -92,12 +92,13 @@ def d11_latents(key, masks, shift, n_control: int, n_per_condition: int):
     return mean + jax.random.normal(key, (n, n_latents))
 
 
-@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "chunk_size"))
-def _sample(key, mixing, masks, shift, *, n_control, n_per_condition, chunk_size):
+@functools.partial(jax.jit, static_argnames=("n_control", "n_per_condition", "rows_per_chunk"))
+def _sample(key, mixing, masks, shift, *, n_control, n_per_condition, rows_per_chunk):
     z = d11_latents(key, masks, shift, n_control, n_per_condition)
-    return mlp_apply_chunked(mixing, z, chunk_size), z
+    return mlp_apply_chunked(mixing, z, rows_per_chunk), z
 
 
+@renamed_keywords(chunk_size="rows_per_chunk")
 def separability_tabular(
     key,
     *,
@@ -108,7 +109,7 @@ def separability_tabular(
     shift: float = 3.0,
     negative_slope: float = 0.5,
     targets: Mapping[str, Sequence[int]] | None = None,
-    chunk_size: int = 65536,
+    rows_per_chunk: int = 65536,
     map_key=None,
     return_latents: bool = False,
 ):
@@ -128,12 +129,13 @@ def separability_tabular(
         k-NN ranking needs about 2000 (A-B and C-D top-2 in 8/10 seeds) to 5000 (10/10).
       n_control: control observations (static); default ``n_per_condition``.
       dim: output dimension ``d`` (static), ``>= L`` so that ``g`` is injective. Default 16:
-        an injective map from 3 latents into 16 dimensions, as in the digest.
+        an injective map from 3 latents into 16 dimensions, as in the paper's App. D.1.1.
       n_layers: depth of ``g`` (paper: 7).
       shift: mean of a perturbed latent (paper: 3).
       negative_slope: LeakyReLU slope of ``g``.
       targets: optional ``{name: latent indices}`` replacing the paper's table.
-      chunk_size: rows pushed through ``g`` per chunk (static); bounds working memory.
+      rows_per_chunk: rows pushed through ``g`` per chunk (static; formerly ``chunk_size``);
+        bounds working memory.
       map_key: optional key for ``g`` alone (to keep the map fixed across data seeds);
         default: derived from ``key``.
       return_latents: also return a :class:`~pairint_jax.synthetic.Latents` with ``z [N, L]``
@@ -161,7 +163,7 @@ def separability_tabular(
         )
     n_layers = positive_int("n_layers", n_layers)
     shift = check_real("shift", shift)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    rows_per_chunk = positive_int("rows_per_chunk", rows_per_chunk)
     k_map, k_data = jax.random.split(key)
     if map_key is not None:
         k_map = as_key(map_key, name="map_key")
@@ -175,7 +177,7 @@ def separability_tabular(
         jnp.float32(shift),
         n_control=n_control,
         n_per_condition=n_per_condition,
-        chunk_size=chunk_size,
+        rows_per_chunk=rows_per_chunk,
     )
     screen: Screen = build_screen(x, labels, n_control, n_per_condition, names)
     truth = truth_from_targets(sets)
