@@ -2,67 +2,65 @@
 
 The public API (``import pairint_jax as pj``):
 
-* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.synthetic`;
+* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.synthetic`,
+  :mod:`pj.datasets`;
 * scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
   :func:`separability_scores`, each returning :class:`PairScores`;
-* the functional core for other JAX code: :mod:`pj.stats`;
-* discovery: :func:`simulate`, :class:`Campaign`.
+* the functional core for other JAX code: :mod:`pj.stats`, and the neural ratio
+  estimator :mod:`pj.nre`;
+* discovery: :func:`simulate`, :class:`Campaign`, :func:`ids_tiled`;
+* scale: :func:`make_mesh` and :mod:`pj.parallel` (every heavy entry point takes ``mesh=``).
 """
 
+# -- data: screens, files, generators, real datasets --
 from pairint_jax.io import read_screen, write_screen
 from pairint_jax.labels import parse_label
-from pairint_jax.results import PairScores
 from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
+from pairint_jax import datasets, synthetic
 
-# -- synthetic generators (issue 2) --
-from pairint_jax import synthetic
+# -- scores of every pair --
+from pairint_jax.results import PairScores
+from pairint_jax.scores import additivity_scores, disjointedness_scores, separability_scores
 
-# -- disjointedness / additivity (issue 3) --
-from pairint_jax import stats
-from pairint_jax.scores import additivity_scores, disjointedness_scores
+# -- the functional core and the neural ratio estimator --
+from pairint_jax import nre, stats
 
-# -- separability (issue 4) --
-from pairint_jax import nre
-from pairint_jax.scores.separability import separability_scores
-
-# -- discovery (issue 5) --
+# -- discovery: choosing which pairs to run next --
 from pairint_jax.discovery import Campaign, LowRankModel, SimulationResult, simulate, simulate_many
-
-# -- scale: meshes, sharding, genome-scale IDS (issue 6) --
-from pairint_jax import parallel
 from pairint_jax.discovery.tiled import ids_tiled
-from pairint_jax.parallel import make_mesh
 
-# -- real datasets (issue 7) --
-from pairint_jax import datasets  # noqa: E402
+# -- scale: meshes and sharding --
+from pairint_jax import parallel
+from pairint_jax.parallel import make_mesh
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # issue 6
-    "ids_tiled",
-    "make_mesh",
-    "parallel",
-    # issue 5
-    "Campaign",
-    "LowRankModel",
-    "SimulationResult",
-    "simulate",
-    "simulate_many",
-    # issue 3
-    "additivity_scores",
-    "disjointedness_scores",
-    "stats",
-    # foundation
-    "PairScores",
+    # data
     "Screen",
     "UnscorableWarning",
     "bucket_size",
     "datasets",
     "parse_label",
-    "synthetic",
     "read_screen",
-    "separability_scores",
-    "nre",
+    "synthetic",
     "write_screen",
+    # scores
+    "PairScores",
+    "additivity_scores",
+    "disjointedness_scores",
+    "separability_scores",
+    # functional core
+    "nre",
+    "stats",
+    # discovery
+    "Campaign",
+    "LowRankModel",
+    "SimulationResult",
+    "ids_tiled",
+    "simulate",
+    "simulate_many",
+    # scale
+    "make_mesh",
+    "parallel",
 ]
