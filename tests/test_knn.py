@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from pairint_jax.stats import knn, knn_kl, knn_kl_all, knn_kl_info
+from pairint_jax.stats import knn_kl, knn_kl_all, knn_kl_info
+from pairint_jax.stats.selection import smallest
 
 from _compiles import compile_log
 
@@ -205,7 +206,7 @@ def test_candidate_selection_matches_argsort(shape):
     ok = rng.uniform(size=shape) > 0.3
     ok[0, ..., :] = False  # a row with no valid candidate
     ok[1, ..., 2:] = False  # a row with fewer candidates than kk
-    idx, found = knn._smallest(jnp.asarray(d), jnp.asarray(ok), 3)
+    idx, found = smallest(jnp.asarray(d), jnp.asarray(ok), 3)
     dm = np.where(ok, d.astype(np.float64), np.inf)
     want = np.sort(dm, axis=-1)[..., :3]
     got = np.take_along_axis(dm, np.asarray(idx), -1)

@@ -16,7 +16,7 @@ How it is computed (the same in :func:`knn_kl` and :func:`knn_kl_all`):
   mean of ``X`` (smaller norms, less cancellation); the groups of a chunk share one
   flat GEMM with the control rows of a block;
 * ``k + max_duplicates`` candidates per point are picked by a few fused ``min``
-  passes over packed (distance, index) keys (see ``_smallest``), and their distances
+  passes over packed (distance, index) keys (:mod:`pairint_jax.stats.selection`), and their distances
   are then recomputed exactly as ``|a - b|^2`` on the raw data; so the result
   matches a float64 tree search to float32 round-off, even for neighbours far
   closer than the products can resolve (neighbours tied to within 2^-15 relative
@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int, renamed_keywords
+from pairint_jax.stats.selection import kth_smallest, smallest
 
 __all__ = ["KnnKL", "knn_kl", "knn_kl_info", "knn_kl_all"]
 
@@ -73,84 +74,6 @@ class KnnKL(NamedTuple):
 # ----------------------------------------------------------------------------- core
 def _sqnorm(x):
     return jnp.sum(x * x, axis=-1)
-
-
-#: Candidates per tile in the packed-key selection: 8 index bits, so the approximate
-#: order is blurred by at most 2^-15 relative in float32 (2^-44 in float64).
-_TILE = 256
-
-
-def _tile_smallest(d2, ok, kk: int):
-    """Packed-key selection along a last axis of at most ``_TILE`` entries.
-
-    Returns ``(keys [..., kk], local_idx [..., kk] int32, found [..., kk] bool)``; keys are
-    the packed floats (the distance with its low mantissa bits replaced by the index).
-    """
-    m = d2.shape[-1]
-    bits = max(1, int(m - 1).bit_length())
-    itype = jnp.int32 if d2.dtype.itemsize == 4 else jnp.int64
-    big = jnp.finfo(d2.dtype).max
-    # Clamp to the normal range: keys must never be denormal (CPUs may flush them to zero).
-    d2 = jnp.where(ok, jnp.clip(d2, jnp.finfo(d2.dtype).tiny, big), big)
-    low = (1 << bits) - 1
-    mask_hi = ~jnp.asarray(low, itype)
-    ib = (jax.lax.bitcast_convert_type(d2, itype) & mask_hi) | jnp.arange(m, dtype=itype)
-    keys = jax.lax.bitcast_convert_type(ib, d2.dtype)
-    sentinel = jax.lax.bitcast_convert_type(jnp.asarray(big, d2.dtype), itype) & mask_hi
-    prev = jnp.full(d2.shape[:-1], -1.0, d2.dtype)
-    out = []
-    for _ in range(kk):
-        prev = jnp.min(jnp.where(keys > prev[..., None], keys, jnp.inf), axis=-1)
-        out.append(prev)
-    keys_k = jnp.stack(out, axis=-1)
-    kbits = jax.lax.bitcast_convert_type(keys_k, itype)
-    found = (kbits & mask_hi) < sentinel  # inf (nothing left) is above too
-    return keys_k, (kbits & low).astype(jnp.int32), found
-
-
-def _smallest(d2, ok, kk: int):
-    """Indices of the ``kk`` smallest valid entries along the last axis.
-
-    Each squared distance (clamped to the normal floats ``[tiny, max]``; invalid
-    entries the max float) has its lowest mantissa bits replaced by its column index
-    within a tile of ``_TILE`` columns. For non-negative floats the bit patterns are
-    ordered like the values, so these packed keys -- still finite floats -- are
-    unique and ordered by distance, and ``kk`` rounds of a fused float ``min`` over
-    the keys above the previous minimum give the ``kk`` nearest candidates *and*
-    their indices: no sort, no ``top_k``, no ``argmin`` over the full block (all slow
-    on CPU). Longer axes are cut into tiles; ``lax.top_k`` then picks the ``kk`` best
-    of the ``kk`` per tile. Dropping 8 low bits only blurs the *approximate* order
-    (2^-15 relative in float32); the candidates' distances are recomputed exactly.
-
-    Returns:
-      ``(idx [..., kk] int32, found [..., kk] bool)``.
-    """
-    m = d2.shape[-1]
-    if m <= _TILE:
-        _, idx, found = _tile_smallest(d2, ok, kk)
-        return idx, found
-    n_tiles = ceil_div(m, _TILE)
-    pad = n_tiles * _TILE - m
-    lead = d2.shape[:-1]
-    widths = [(0, 0)] * len(lead) + [(0, pad)]
-    d2t = jnp.pad(d2, widths).reshape(lead + (n_tiles, _TILE))
-    okt = jnp.pad(jnp.broadcast_to(ok, d2.shape), widths).reshape(lead + (n_tiles, _TILE))
-    keys, local, found = _tile_smallest(d2t, okt, kk)  # [..., n_tiles, kk]
-    glob = local + (jnp.arange(n_tiles, dtype=jnp.int32) * _TILE)[:, None]
-    vals = jnp.where(found, keys, jnp.inf).reshape(lead + (n_tiles * kk,))
-    neg, pos = jax.lax.top_k(-vals, kk)
-    idx = jnp.take_along_axis(glob.reshape(lead + (n_tiles * kk,)), pos, axis=-1)
-    return idx, jnp.isfinite(neg)
-
-
-def _kth_smallest(e, k: int):
-    """k-th smallest (1-based) along the last, short axis, by ranks (ties broken by position)."""
-    kk = e.shape[-1]
-    pos = jnp.arange(kk)
-    smaller = e[..., None, :] < e[..., :, None]  # [..., j, i]: e_i < e_j
-    tie_before = (e[..., None, :] == e[..., :, None]) & (pos[None, :] < pos[:, None])
-    rank = jnp.sum(smaller | tie_before, axis=-1)
-    return jnp.max(jnp.where(rank == k - 1, e, -jnp.inf), axis=-1)
 
 
 def _kth_sq(a, b, a_raw, b_raw, mask_b, *, k: int, slack: int, self_rows=None):
@@ -189,13 +112,13 @@ def _kth_sq(a, b, a_raw, b_raw, mask_b, *, k: int, slack: int, self_rows=None):
     kk = min(k + slack, m)
     if kk < k:  # fewer candidate rows than k: no estimate
         return jnp.full((r, c), jnp.inf, d2.dtype), jnp.zeros((r, c), bool)
-    idx, found = _smallest(d2, ok, kk)  # [r, c, kk]
+    idx, found = smallest(d2, ok, kk)  # [r, c, kk]
     nb = b_raw[jnp.arange(c)[None, :, None], idx]  # [r, c, kk, d]
     diff = a_raw[:, None, None, :] - nb
     exact = jnp.sum(diff * diff, axis=-1)  # exact |a - b|^2 of the candidates
     dup = found & (exact == 0)
     exact = jnp.where(found & ~dup, exact, jnp.inf)
-    return _kth_smallest(exact, k), jnp.any(dup, axis=-1)
+    return kth_smallest(exact, k), jnp.any(dup, axis=-1)
 
 
 def _masked_center(x_p, mask_p):

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
 from pairint_jax._validate import ceil_div, positive_int
 
 __all__ = ["MedianResult", "GridSpec", "bracket_median", "grid_spec", "grid_histogram", "grid_median"]
