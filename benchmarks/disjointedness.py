@@ -188,7 +188,10 @@ def distance_flops(screen) -> float:
 
 
 # ----------------------------------------------------------------------------- main
-def bench(wl: dict, args) -> None:
+def bench(wl: dict, args) -> dict:
+    """Check, time and print one workload; returns ``{"rows": [...], "floor": seconds}`` (the
+    table's rows as tuples ``(variant, first, steady, cpu, peer, peer time, peer cpu, rel.
+    err, bandwidth err, recall)``)."""
     name = wl["name"]
     t0 = time.perf_counter()
     screen, interacting = make_screen(wl["n"], wl["m"], wl["d"], seed=0)
@@ -229,12 +232,13 @@ def bench(wl: dict, args) -> None:
         _, steady, _, cpu = timed(run, args.repeats)
         rows.append((f"{kernel}, pair median, scores", first, steady, cpu, "", None, None, rel, bw_rel, recall))
         our_scores[kernel] = score
-    runf = lambda: pj.disjointedness_scores(screen, kernel="rbf", bandwidth=1.0, n_permutations=0, precision=precision)  # noqa: E731
-    first, steady, _, cpu = timed(runf, args.repeats)
-    rows.append(("rbf, fixed bandwidth, scores", first, steady, cpu, "", None, None, None, None, None))
-    runp = lambda: pj.disjointedness_scores(screen, kernel="rbf", n_permutations=200, precision=precision)  # noqa: E731
-    first, steady, _, cpu = timed(runp, max(1, args.repeats // 2))
-    rows.append(("rbf, pair median, 200 permutations", first, steady, cpu, "", None, None, None, None, None))
+    if not args.scores_only:
+        runf = lambda: pj.disjointedness_scores(screen, kernel="rbf", bandwidth=1.0, n_permutations=0, precision=precision)  # noqa: E731
+        first, steady, _, cpu = timed(runf, args.repeats)
+        rows.append(("rbf, fixed bandwidth, scores", first, steady, cpu, "", None, None, None, None, None))
+        runp = lambda: pj.disjointedness_scores(screen, kernel="rbf", n_permutations=200, precision=precision)  # noqa: E731
+        first, steady, _, cpu = timed(runp, max(1, args.repeats // 2))
+        rows.append(("rbf, pair median, 200 permutations", first, steady, cpu, "", None, None, None, None, None))
     # peers last: torch's and hyppo's thread pools keep spinning for a while after a call and
     # would slow down whatever we timed next
     for kernel in ("rbf", "matern52"):
@@ -305,6 +309,7 @@ def bench(wl: dict, args) -> None:
           "time (all threads; less sensitive to other load than the wall time); rel.err = "
           "max|ours - float64| / max|float64| (float64 run with median_rtol=1e-7); bw err = max relative bandwidth "
           "error; recall = interacting pairs among the top-k. Steady times are medians of --repeats runs.")
+    return {"rows": rows, "floor": floor}
 
 
 def _fmt(t):
@@ -320,6 +325,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--precision", default="default", choices=["default", "high", "highest"])
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--scores-only", action="store_true", help="skip the fixed-bandwidth and permutation rows")
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
     args = ap.parse_args(argv)
     if args.torch_threads:
@@ -332,8 +338,7 @@ def main(argv=None):
     if args.quick:
         args.repeats = 2
     names = ["ci", "paper"] if args.workload == "all" else [args.workload]
-    for w in names:
-        bench(WORKLOADS[w], args)
+    return {w: bench(WORKLOADS[w], args) for w in names}
 
 
 if __name__ == "__main__":

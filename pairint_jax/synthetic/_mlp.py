@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import positive_int
 from pairint_jax.synthetic._common import host_rng
 
 __all__ = ["MixingMLP", "random_mlp", "mlp_apply", "mlp_apply_chunked"]
@@ -94,18 +95,14 @@ def random_mlp(
       >>> mlp_apply(g, jnp.zeros((5, 3))).shape
       (5, 16)
     """
-    if int(n_layers) < 1:
-        raise ValueError(f"n_layers must be >= 1, got {n_layers}.")
-    if int(in_dim) < 1 or int(out_dim) < 1:
-        raise ValueError(f"in_dim and out_dim must be >= 1, got {in_dim} and {out_dim}.")
+    n_layers = positive_int("n_layers", n_layers)
+    in_dim, out_dim = positive_int("in_dim", in_dim), positive_int("out_dim", out_dim)
     if not 0.0 < float(negative_slope) <= 1.0:
         raise ValueError(
             f"negative_slope must be in (0, 1] so that each LeakyReLU is invertible, got {negative_slope}."
         )
-    hidden = int(out_dim) if hidden_dim is None else int(hidden_dim)
-    if hidden < 1:
-        raise ValueError(f"hidden_dim must be >= 1, got {hidden_dim}.")
-    widths = [int(in_dim)] + [hidden] * (int(n_layers) - 1) + [int(out_dim)]
+    hidden = out_dim if hidden_dim is None else positive_int("hidden_dim", hidden_dim)
+    widths = [in_dim] + [hidden] * (n_layers - 1) + [out_dim]
     weights, biases = _draw_layers(key, float(bias_scale), widths)
     a = jnp.asarray(negative_slope, jnp.float32)
     return MixingMLP(
