@@ -236,7 +236,8 @@ def separability_scores(
         (from ``res.settings["nre_model"]`` or :func:`~pairint_jax.nre.load_nre`).
       eval_on: (nre) ``"heldout"`` (default: the model's held-out split; requires the
         data it was trained on) or ``"all"`` (every observation; for new data).
-      key: PRNG key for the split, initialisation and training; default ``key(0)``.
+      key: (nre) PRNG key for the split, initialisation and training (keyword only; a typed
+        key, a legacy ``uint32[2]`` key or an int seed). ``None`` uses ``jax.random.key(0)``.
       progress: show progress bars (k-NN buckets, NRE epochs with loss and accuracy).
       conditions_per_chunk: (knn) conditions per vmapped chunk (formerly ``chunk_size``); default bounds one block of
         distances to about 2^27 numbers.
