@@ -215,6 +215,24 @@ def test_non_finite_values_name_the_condition():
         pj.Screen.from_arrays(x, labels)
 
 
+@pytest.mark.parametrize("block_bytes", [64 << 20, 16])  # one read, and one row per read (as for a memmap)
+def test_with_x_keeps_the_finite_invariant(tmp_path, monkeypatch, block_bytes):
+    from pairint_jax import screen as screen_mod
+
+    monkeypatch.setattr(screen_mod, "_CHECK_BYTES", block_bytes)
+    s = pj.Screen.from_arrays(np.zeros((10, 2)), _labels({"ctrl": 3, "A": 2, "B": 2, "A+B": 3}))
+    x = np.ones((10, 2), np.float32)
+    x[5, 1] = np.nan  # row 5: condition 'B'
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    for bad in (x, np.load(path, mmap_mode="r")):
+        with pytest.raises(ValueError, match=r"1 observation\(s\) with non-finite.*'B'.*input row 5"):
+            s.with_x(bad)
+    x[5, 1] = 1.0
+    np.save(path, x)
+    assert np.isfinite(s.with_x(np.load(path, mmap_mode="r")).x).all()
+
+
 def test_missing_or_tiny_control():
     with pytest.raises(ValueError, match="no control observations.*control="):
         pj.Screen.from_arrays(np.zeros((4, 2)), ["A", "A", "B", "B"])
