@@ -49,8 +49,9 @@ def scan_rows(screen, x_host, n0: int, dtype):
     mean = np.asarray(x_host[:n0], np.float64).mean(axis=0)
     best, best_row = -1.0, 0
     bad = []
-    for lo in range(0, x_host.shape[0], _ROWS_PER_READ):
-        blk = np.asarray(x_host[lo: lo + _ROWS_PER_READ], np.float64)
+    step = max(1, min(_ROWS_PER_READ, (64 << 20) // (8 * x_host.shape[1])))  # <= 64 MiB of float64 per read
+    for lo in range(0, x_host.shape[0], step):
+        blk = np.asarray(x_host[lo: lo + step], np.float64)
         fin = np.isfinite(blk).all(axis=1)
         if not fin.all():
             bad.extend((lo + np.flatnonzero(~fin)).tolist())

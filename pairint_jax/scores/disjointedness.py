@@ -601,7 +601,8 @@ def disjointedness_scores(
         ``stream_block`` pairs (for screens that do not fit on the device; ``screen.x``
         may be a ``np.memmap``). Only the control and the singles stay on the device;
         see :mod:`pairint_jax.scores._streaming` for the memory bound. Same scores as
-        in memory.
+        in memory. A sparse screen (``screen.is_sparse``) always takes this path, so its
+        rows are densified one block at a time.
       stream_block: pairs per streamed block (default: about 64 MiB of doubles on CPU,
         1 GiB on accelerators).
 
@@ -655,6 +656,7 @@ def disjointedness_scores(
         return pair_scores_from_screen(screen, np.zeros(0), test="disjointedness", settings=settings)
 
     mesh = check_mesh(mesh)
+    stream = stream or screen.is_sparse  # sparse rows are densified one block of doubles at a time
     if stream:
         prep, x_host = _prepare_streamed(screen)
     else:

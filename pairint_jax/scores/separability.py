@@ -32,6 +32,36 @@ __all__ = ["separability_scores", "condition_kls"]
 
 ESTIMATORS = ("knn", "nre")
 
+#: k-NN KL warns above this many features, and refuses above :data:`KNN_MAX_DIM`
+#: unless ``force_high_dim=True``: in high dimension nearest-neighbour distances
+#: concentrate and the estimator's bias swamps the KLs (e.g. KLs of 50-100 on 2,000 genes).
+KNN_WARN_DIM = 512
+KNN_MAX_DIM = 4096
+
+
+def _check_representation(screen, estimator: str, force_high_dim: bool) -> None:
+    d = int(np.prod(screen.feature_shape))
+    if estimator == "nre" and screen.is_sparse:
+        raise ValueError(
+            f"the NRE trains on every observation at once and would densify all {screen.x.shape[0]} x {d} sparse "
+            "rows; score a low-dimensional representation (use_rep='X_pca'), use estimator='knn', or pass "
+            "screen.to_dense() if it fits in memory."
+        )
+    if estimator != "knn" or d <= KNN_WARN_DIM:
+        return
+    advice = "score a low-dimensional representation instead (use_rep='X_pca'; CLI --use-rep X_pca)"
+    if d > KNN_MAX_DIM and not force_high_dim:
+        raise ValueError(
+            f"k-NN KL on {d} features (> {KNN_MAX_DIM}) is dominated by the estimator's bias; {advice}, "
+            "or pass force_high_dim=True to run it anyway."
+        )
+    warnings.warn(
+        f"k-NN KL on {d} features (> {KNN_WARN_DIM}): nearest-neighbour distances concentrate in high dimension "
+        f"and the KLs are dominated by bias; read them as a ranking at best, or {advice}.",
+        UserWarning,
+        stacklevel=3,
+    )
+
 
 def _float_x(x):
     dtype = jax.dtypes.canonicalize_dtype(np.asarray(x).dtype)
@@ -184,6 +214,7 @@ def separability_scores(
     block_size: int | None = None,
     max_duplicates: int = 8,
     mesh=None,
+    force_high_dim: bool = False,
 ) -> PairScores:
     r"""Separability score of every pair: ``S_ij = |KL(p0||pi) + KL(p0||pj) - KL(p0||pij)|``.
 
@@ -226,6 +257,9 @@ def separability_scores(
         its devices. ``"nre"``: the encoder evaluation (batches) and the SMILE readout
         (classes) are split over its devices; the training itself runs on one device.
         Scores equal the single-device ones to float32 round-off (``rtol`` 1e-5).
+      force_high_dim: (knn) run the k-NN estimator on more than
+        :data:`KNN_MAX_DIM` features anyway (it warns above :data:`KNN_WARN_DIM`:
+        nearest-neighbour distances concentrate and the KLs are dominated by bias).
 
     Returns:
       :class:`~pairint_jax.PairScores` (``test="separability"``) with columns
@@ -235,7 +269,9 @@ def separability_scores(
 
     Raises:
       ValueError: unknown estimator, too few control observations for ``k``, classes
-        too small to split for the NRE, a reused model that does not fit the screen.
+        too small to split for the NRE, a reused model that does not fit the screen,
+        k-NN on more than :data:`KNN_MAX_DIM` features without ``force_high_dim``, the
+        NRE on a sparse screen (it would densify every row).
 
     Example:
       >>> import pairint_jax as pj
@@ -257,6 +293,7 @@ def separability_scores(
         raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
     key = jax.random.key(0) if key is None else key
     settings: dict = {"estimator": estimator}
+    _check_representation(screen, estimator, force_high_dim)
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(
             screen, k=int(k), dim=dim, chunk_size=chunk_size, block_size=block_size, progress=progress,
