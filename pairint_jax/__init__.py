@@ -2,7 +2,9 @@
 
 The public API (``import pairint_jax as pj``):
 
-* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.synthetic`;
+* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.io`
+  (``from_anndata``), :mod:`pj.synthetic`;
+* scanpy style: :func:`score_adata` (results into ``adata.uns``);
 * scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
   :func:`separability_scores`, each returning :class:`PairScores`;
 * the functional core for other JAX code: :mod:`pj.stats`;
@@ -12,7 +14,7 @@ The public API (``import pairint_jax as pj``):
 from pairint_jax.io import read_screen, write_screen
 from pairint_jax.labels import parse_label
 from pairint_jax.results import PairScores
-from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
+from pairint_jax.screen import DroppedObservationsWarning, Screen, UnscorableWarning, bucket_size
 
 # -- synthetic generators (issue 2) --
 from pairint_jax import synthetic
@@ -36,6 +38,10 @@ from pairint_jax.parallel import make_mesh
 # -- real datasets (issue 7) --
 from pairint_jax import datasets  # noqa: E402
 
+# -- scverse: AnnData in (issue 14) --
+from pairint_jax import io  # noqa: E402
+from pairint_jax.adata import score_adata  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -53,6 +59,10 @@ __all__ = [
     "additivity_scores",
     "disjointedness_scores",
     "stats",
+    # issue 14
+    "DroppedObservationsWarning",
+    "io",
+    "score_adata",
     # foundation
     "PairScores",
     "Screen",
