@@ -200,7 +200,7 @@ def test_scores_on_a_sparse_screen_equal_the_dense_ones():
 
 def test_sparse_read_memory_stays_near_the_sparse_matrix():
     """Reading and scoring a sparse screen allocates at most one more sparse matrix plus one dense
-    group (plus 64 bytes per row for labels and row orders), far below the dense matrix."""
+    group (plus 128 bytes per row for labels and row orders), far below the dense matrix."""
     rng = np.random.default_rng(0)
     n_groups, d = 40, 400
     labels = np.asarray(["ctrl"] * 4000 + [f"P{g}" for g in range(n_groups) for _ in range(300)]
@@ -219,7 +219,7 @@ def test_sparse_read_memory_stays_near_the_sparse_matrix():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    budget = sparse_bytes + 4000 * d * 4 + 64 * n  # one sparse copy + the largest group + rows
+    budget = sparse_bytes + 4000 * d * 4 + 128 * n  # one sparse copy + the largest group + rows
     assert budget < dense_bytes / 3  # the check can fail: densifying the matrix would break it
     assert s.is_sparse
     assert peak < budget, (peak, budget, sparse_bytes, dense_bytes)
