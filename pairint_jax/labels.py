@@ -215,8 +215,13 @@ def parse_labels(
         raise ValueError(f"sep must be a non-empty string, e.g. '+', got {sep!r}.")
     if max_order not in (2, None):
         raise ValueError(f"max_order must be 2 (drop triples and up) or None (raise on them), got {max_order!r}.")
-    col = pd.Series(np.asarray(labels, dtype=object).reshape(-1), dtype=object)
-    blank = (col.isna() | (col.astype(str).str.strip() == "")).to_numpy()
+    # Factorise the raw labels (hash-based, O(N) integers; NaN/None -> -1), then clean the few
+    # distinct values: no per-row strings are made, which matters for 10^5-10^6 cells.
+    raw_inverse, raw_uniq = pd.factorize(np.asarray(labels, dtype=object).reshape(-1), sort=False)
+    stripped = np.asarray([str(u).strip() or None for u in raw_uniq], dtype=object)
+    clean_inverse, uniq = pd.factorize(stripped, sort=False)  # blank -> -1; " A" and "A" merge
+    inverse = np.append(clean_inverse, -1)[raw_inverse]
+    blank = inverse < 0
     dropped = []
     if blank.any():
         rows = np.flatnonzero(blank)
@@ -227,8 +232,6 @@ def parse_labels(
                 "drop_unassigned=True to drop them (they are counted and reported)."
             )
         dropped.append((UNASSIGNED, len(rows), ()))
-    text = col.astype(str).str.strip()
-    inverse, uniq = pd.factorize(text.where(~blank, None), sort=False)
     uniq = [str(u) for u in uniq]
     split = [_names(u, controls, sep) for u in uniq]
     known = {n[0] for n in split if len(n) == 1}

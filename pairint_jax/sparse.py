@@ -122,13 +122,23 @@ class SparseRows:
             out = self._rows(np.asarray([index]))[0]
         elif isinstance(index, slice):
             lo, hi, step = index.indices(self.shape[0])
-            out = self.csr[lo:hi].toarray() if step == 1 else self._rows(np.arange(lo, hi, step))
+            out = self._block(lo, max(lo, hi)) if step == 1 else self._rows(np.arange(lo, hi, step))
         else:
             idx = np.asarray(index)
             if idx.dtype == bool:
                 idx = np.flatnonzero(idx)
             out = self._rows(idx.reshape(-1)).reshape(idx.shape + (self.shape[1],))
         return out if isinstance(cols, slice) and cols == slice(None) else out[..., cols]
+
+    def _block(self, lo: int, hi: int) -> np.ndarray:
+        # rows lo:hi through views of the stored values: only the dense result is allocated
+        c = self.csr
+        a, b = int(c.indptr[lo]), int(c.indptr[hi])
+        view = sp.csr_matrix((hi - lo, self.shape[1]), dtype=c.dtype)
+        # assigned, not passed to the constructor, which copies slices of a larger array
+        view.data, view.indices = c.data[a:b], c.indices[a:b]
+        view.indptr = (c.indptr[lo : hi + 1] - a).astype(c.indices.dtype, copy=False)
+        return view.toarray()
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
         if rows.size == 0:
@@ -171,7 +181,9 @@ class SparseRows:
     def nonfinite_rows(self) -> np.ndarray:
         """Rows holding a NaN or infinite stored value."""
         c = self.csr
-        bad = np.flatnonzero(~np.isfinite(c.data))
+        step = 1 << 20  # checked in slices: no nnz-sized temporary
+        bad = [lo + np.flatnonzero(~np.isfinite(c.data[lo : lo + step])) for lo in range(0, len(c.data), step)]
+        bad = np.concatenate(bad) if bad else np.zeros(0, np.int64)
         if not len(bad):
             return np.zeros(0, np.int64)
         return np.unique(np.searchsorted(c.indptr, bad, side="right") - 1)

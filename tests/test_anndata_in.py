@@ -174,7 +174,7 @@ def test_sparse_x_stays_sparse_and_its_accessors_match_the_dense_screen():
         pj.write_screen(s, "x.npz")
 
 
-def test_scores_on_a_sparse_screen_equal_the_dense_ones():
+def test_scores_on_a_sparse_screen_equal_the_dense_ones(monkeypatch):
     adata = _sparse_adata(seed=4)
     s = pj.Screen.from_anndata(adata)
     dense = s.to_dense()
@@ -191,7 +191,8 @@ def test_scores_on_a_sparse_screen_equal_the_dense_ones():
     d_dense = pj.disjointedness_scores(dense, n_permutations=19, stream=True)
     np.testing.assert_array_equal(d_sparse.score, d_dense.score)
     np.testing.assert_array_equal(d_sparse.columns["p_value"], d_dense.columns["p_value"])
-    # k-NN separability reads padded groups
+    # k-NN separability reads padded groups; from a sparse screen one block of groups at a time
+    monkeypatch.setattr(pj.scores.separability, "_SPARSE_BLOCK_BYTES", 1)  # one group per block
     k_sparse = pj.separability_scores(s, estimator="knn")
     np.testing.assert_allclose(k_sparse.score, pj.separability_scores(dense, estimator="knn").score, rtol=1e-6, equal_nan=True)
     with pytest.raises(ValueError, match="NRE trains on every observation.*to_dense"):

@@ -77,6 +77,22 @@ def _needed_groups(screen: Screen) -> np.ndarray:
     return np.unique(np.concatenate([pg[:, 0], pg[:, 2], pg[:, 3]])).astype(np.int64)
 
 
+#: Bytes of one padded block of groups read from a sparse screen (a dense screen pads a
+#: whole size bucket at once, as before).
+_SPARSE_BLOCK_BYTES = 256 << 20
+
+
+def _padded_blocks(screen, todo, sizes, buckets):
+    """``(size, groups)`` per size bucket; for a sparse screen, split so that one padded block
+    stays under ``_SPARSE_BLOCK_BYTES`` (the sparse rows are densified one block at a time)."""
+    d = int(np.prod(screen.feature_shape))
+    for size in buckets:
+        groups = todo[sizes == size]
+        per = max(1, _SPARSE_BLOCK_BYTES // (int(size) * d * 4)) if screen.is_sparse else len(groups)
+        for lo in range(0, len(groups), per):
+            yield size, groups[lo : lo + per]
+
+
 def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_duplicates, mesh=None):
     """KL per group (NaN where not estimated), duplicates per group, reason per group."""
     G = screen.n_groups
@@ -99,8 +115,7 @@ def _knn_condition_kls(screen, *, k, dim, chunk_size, block_size, progress, max_
     sizes = np.asarray([bucket_size(int(c)) for c in counts[todo]], dtype=np.int64)
     buckets = np.unique(sizes)
     bar = _progress(total=len(todo), desc="k-NN KL", enabled=progress, unit="cond")
-    for size in buckets:
-        groups = todo[sizes == size]
+    for size, groups in _padded_blocks(screen, todo, sizes, buckets):
         x_pad, mask = screen.padded(groups, size=int(size))
         x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
         # Fast pass without duplicate slack; conditions where exact duplicates were met
