@@ -320,6 +320,12 @@ def test_read_screen_options(tmp_path):
     _same_screen(s, pj.Screen.from_anndata(adata, layer="counts"))
     with pytest.raises(ValueError, match="not both"):
         pj.read_screen(path, layer="counts", use_rep="X_pca")
+    res = CliRunner().invoke(main, ["info", str(path), "--layer", "counts"])
+    assert res.exit_code == 0 and "readout: layers['counts'] (requested (layer=))" in res.output, res.output
+    res = CliRunner().invoke(main, ["info", str(path), "--use-rep", "X_umap"])
+    assert res.exit_code != 0 and "use_rep='X_umap' not found" in res.output
+    with pytest.raises(TypeError, match="key= is now groupby="):
+        pj.Screen.from_anndata(adata, key="perturbation")
     npz = tmp_path / "s.npz"
     pj.write_screen(s.to_dense(), npz)
     with pytest.raises(ValueError, match=r"use_rep= and layer= apply to \.h5ad files only"):
