@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 
 import jax
 import numpy as np
-import pandas as pd
 
 from pairint_jax.labels import (
     as_control_set,
