@@ -2,8 +2,9 @@
 
 The public API (``import pairint_jax as pj``):
 
-* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.synthetic`,
-  :mod:`pj.datasets`;
+* data: :class:`Screen`, :func:`read_screen`, :func:`write_screen`, :mod:`pj.io`
+  (``from_anndata``), :mod:`pj.synthetic`, :mod:`pj.datasets`;
+* scanpy style: :func:`score_adata` (results into ``adata.uns``);
 * scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
   :func:`separability_scores`, each returning :class:`PairScores`;
 * the functional core for other JAX code: :mod:`pj.stats`, and the neural ratio
@@ -13,14 +14,18 @@ The public API (``import pairint_jax as pj``):
 """
 
 # -- data: screens, files, generators, real datasets --
+from pairint_jax import io
 from pairint_jax.io import read_screen, write_screen
 from pairint_jax.labels import parse_label
-from pairint_jax.screen import Screen, UnscorableWarning, bucket_size
+from pairint_jax.screen import DroppedObservationsWarning, Screen, UnscorableWarning, bucket_size
 from pairint_jax import datasets, synthetic
 
 # -- scores of every pair --
 from pairint_jax.results import PairScores
 from pairint_jax.scores import additivity_scores, disjointedness_scores, separability_scores
+
+# -- scanpy style: AnnData in and out --
+from pairint_jax.adata import score_adata
 
 # -- the functional core and the neural ratio estimator --
 from pairint_jax import nre, stats
@@ -37,10 +42,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     # data
+    "DroppedObservationsWarning",
     "Screen",
     "UnscorableWarning",
     "bucket_size",
     "datasets",
+    "io",
     "parse_label",
     "read_screen",
     "synthetic",
@@ -49,6 +56,7 @@ __all__ = [
     "PairScores",
     "additivity_scores",
     "disjointedness_scores",
+    "score_adata",
     "separability_scores",
     # functional core
     "nre",

@@ -27,12 +27,19 @@ from collections.abc import Iterable, Sequence
 
 import jax
 import numpy as np
-import pandas as pd
 
 from pairint_jax._validate import round_up
-from pairint_jax.labels import as_control_set, format_condition, parse_label
+from pairint_jax.labels import (
+    as_control_set,
+    drop_message,
+    format_condition,
+    parse_label,
+    parse_labels,
+    perturbation_order,
+)
+from pairint_jax.sparse import SparseRows, issparse
 
-__all__ = ["Screen", "UnscorableWarning", "bucket_size", "MIN_OBSERVATIONS"]
+__all__ = ["Screen", "UnscorableWarning", "DroppedObservationsWarning", "bucket_size", "MIN_OBSERVATIONS"]
 
 #: Fewest observations a group needs to enter any score (U-statistics, k-NN).
 MIN_OBSERVATIONS = 2
@@ -43,6 +50,10 @@ _CHECK_BYTES = 64 << 20
 
 class UnscorableWarning(UserWarning):
     """Some pairs of the screen cannot be scored; the reasons are on the screen."""
+
+
+class DroppedObservationsWarning(UserWarning):
+    """Observations were dropped while building a screen (counts in ``Screen.dropped``)."""
 
 
 def bucket_size(m: int, *, multiple: int = 8) -> int:
@@ -70,13 +81,13 @@ def bucket_size(m: int, *, multiple: int = 8) -> int:
 @functools.partial(
     jax.tree_util.register_dataclass,
     data_fields=["x"],
-    meta_fields=["conditions", "members", "offsets", "perturbations", "control", "sep"],
+    meta_fields=["conditions", "members", "offsets", "perturbations", "control", "sep", "dropped"],
 )
 @dataclasses.dataclass(frozen=True, eq=False)
 class Screen:
     """Observations of a perturbation screen, grouped by condition.
 
-    Build one with :meth:`from_arrays`, :meth:`from_anndata` or
+    Build one with :meth:`from_arrays`, :func:`pairint_jax.io.from_anndata` or
     :func:`pairint_jax.read_screen`; the constructor itself does no validation.
 
     Invariant: the observations of a screen built by :meth:`from_arrays` or
@@ -84,7 +95,9 @@ class Screen:
     rely on it and do not check again.
 
     Attributes:
-      x: ``[N, *feature_shape]`` observations, rows sorted by group.
+      x: ``[N, *feature_shape]`` observations, rows sorted by group: a NumPy array, or
+        for sparse input a :class:`~pairint_jax.sparse.SparseRows` (``[N, d]``, CSR)
+        whose indexing densifies only the rows asked for (see :attr:`is_sparse`).
       conditions: ``G`` canonical condition labels; ``conditions[0]`` is the control.
       members: per group, the perturbation indices: ``()``, ``(i,)`` or ``(i, j)``, ``i < j``.
       offsets: ``G + 1`` row offsets; group ``g`` is ``x[offsets[g]:offsets[g + 1]]``.
@@ -92,6 +105,8 @@ class Screen:
         given explicitly).
       control: the canonical control label.
       sep: the separator used in double labels.
+      dropped: what the builder dropped, ``((reason, n_observations, example labels), ...)``
+        (unassigned labels, higher-order conditions); empty when nothing was.
     """
 
     x: np.ndarray
@@ -101,6 +116,7 @@ class Screen:
     perturbations: tuple[str, ...]
     control: str = "ctrl"
     sep: str = "+"
+    dropped: tuple = ()
 
     # ------------------------------------------------------------------ builders
     @classmethod
@@ -112,14 +128,18 @@ class Screen:
         control: str | Iterable[str] = "ctrl",
         sep: str = "+",
         perturbations: Sequence[str] | None = None,
+        drop_unassigned: bool = True,
+        max_order: int | None = 2,
         warn: bool = True,
     ) -> Screen:
         """Build a screen from an observation array and one label per row.
 
         Args:
           x: ``[N, ...]`` numeric array (NumPy or JAX): embeddings ``[N, d]`` or
-            images ``[N, C, H, W]``. float64 input stays float64; anything else
-            becomes float32.
+            images ``[N, C, H, W]``; or a 2-D ``scipy.sparse`` matrix ``[N, d]`` (e.g.
+            counts), which stays sparse (``screen.x`` is then a
+            :class:`~pairint_jax.sparse.SparseRows`; see :attr:`is_sparse`). float64
+            input stays float64; anything else becomes float32.
           labels: ``N`` condition labels (``"ctrl"``, ``"A"``, ``"A+B"``; ``"B+A"``
             and ``"A+ctrl"`` are understood).
           control: the control label, or several labels that all mean control.
@@ -127,16 +147,23 @@ class Screen:
           perturbations: optional explicit order of the single perturbations. It
             must contain every perturbation named in ``labels``; extra names are
             allowed (they simply have no data).
-          warn: emit an :class:`UnscorableWarning` listing unscorable pairs.
+          drop_unassigned: drop observations whose label is NaN, None or blank (e.g.
+            cells without a guide call); False raises instead.
+          max_order: ``2`` (default) drops conditions with more than two perturbations
+            (triples and up); ``None`` raises on them.
+          warn: emit a :class:`DroppedObservationsWarning` for what was dropped and an
+            :class:`UnscorableWarning` listing unscorable pairs. What was dropped is
+            always recorded in :attr:`dropped`.
 
         Returns:
           A validated :class:`Screen`.
 
         Raises:
           ValueError: non-finite values, no control or a control with fewer than 2
-            observations, a label/row count mismatch, ragged rows, empty labels, or
-            labels that repeat a perturbation (``A+A``). The message names the
-            condition, row and count involved.
+            observations, a label/row count mismatch, ragged rows, labels that repeat a
+            perturbation (``A+A``), a label column with no double that another separator
+            would parse (the message proposes it), and (when not dropped) empty or
+            higher-order labels. The message names the condition, row and count involved.
 
         Example:
           >>> x = np.random.default_rng(0).normal(size=(8, 3))
@@ -145,58 +172,38 @@ class Screen:
           (('A', 'B'), ('ctrl', 'A', 'B', 'A+B'))
         """
         controls = as_control_set(control)
-        x = _as_observation_array(x)
+        x = _as_observations(x)
         labels = _as_label_list(labels)
         if len(labels) != x.shape[0]:
             raise ValueError(
                 f"inconsistent dimensions: x has {x.shape[0]} rows but {len(labels)} labels "
                 "were given; pass exactly one condition label per observation row."
             )
-        # Parse each distinct label once.
-        _check_empty_labels(labels)
-        # Hash-based factorisation: O(N), much faster than sorting N strings on big screens.
-        inverse, uniq = pd.factorize(pd.Series(labels, dtype=object).astype(str), sort=False)
-        uniq = np.asarray(uniq, dtype=object)
-        parsed = {}
-        for lab in uniq:
-            parsed[lab] = parse_label(lab, control=controls, sep=sep)
-        names_in_data = sorted({n for p in parsed.values() for n in p})
-        if perturbations is None:
-            perts = tuple(names_in_data)
-        else:
-            perts = tuple(str(p) for p in perturbations)
-            if len(set(perts)) != len(perts):
-                raise ValueError("perturbations= lists a name twice; give each perturbation once.")
-            missing = [n for n in names_in_data if n not in set(perts)]
-            if missing:
-                raise ValueError(
-                    f"perturbations= does not list {missing[:5]} ({len(missing)} in all) that "
-                    "the labels use; add them or leave perturbations=None."
-                )
-            bad = [p for p in perts if sep in p or p in controls]
-            if bad:
-                raise ValueError(f"perturbation names {bad[:5]} contain the separator or a control label.")
+        # Each distinct label is parsed once (hash-based factorisation, O(N)).
+        parsed = parse_labels(labels, control=controls, sep=sep, drop_unassigned=drop_unassigned, max_order=max_order)
+        perts = perturbation_order(parsed.names, perturbations, controls=controls, sep=sep)
         index = {p: i for i, p in enumerate(perts)}
         # Group key per distinct label: tuple of perturbation indices, i < j.
-        key_of_label = [tuple(sorted(index[n] for n in parsed[lab])) for lab in uniq]
+        key_of_label = [tuple(sorted(index[n] for n in names)) for names in parsed.names]
         keys = sorted(set(key_of_label), key=lambda k: (len(k), k))
         if () not in keys:
+            uniq = parsed.labels
             shown = ", ".join(repr(u) for u in uniq[:8]) + (" ..." if len(uniq) > 8 else "")
             raise ValueError(
                 f"no control observations: no label equals {controls[0]!r} (labels seen: "
                 f"{shown}). Pass control='<your control label>'."
             )
         gid_of_key = {k: g for g, k in enumerate(keys)}
-        row_group = np.asarray([gid_of_key[key_of_label[i]] for i in range(len(uniq))], dtype=np.int64)[
-            inverse.reshape(-1)
-        ]
+        gid_of_label = np.asarray([gid_of_key[k] for k in key_of_label] + [len(keys)], dtype=np.int64)
+        row_group = gid_of_label[parsed.inverse]  # dropped rows (-1) get the sentinel len(keys)
         conditions = tuple(
             format_condition(tuple(perts[i] for i in k), control=controls[0], sep=sep) for k in keys
         )
-        order = np.argsort(row_group, kind="stable")
-        counts = np.bincount(row_group, minlength=len(keys))
+        n_kept = int(parsed.keep.sum())
+        order = np.argsort(row_group, kind="stable")[:n_kept]
+        counts = np.bincount(row_group[order], minlength=len(keys))
         offsets = tuple(int(v) for v in np.concatenate([[0], np.cumsum(counts)]))
-        xs = x[order]
+        xs = _take_rows(x, order)
         _check_finite(xs, conditions, offsets, order)
         if counts[0] < MIN_OBSERVATIONS:
             raise ValueError(
@@ -211,64 +218,25 @@ class Screen:
             perturbations=perts,
             control=controls[0],
             sep=sep,
+            dropped=parsed.dropped,
         )
         if warn:
+            if parsed.dropped:
+                warnings.warn(
+                    drop_message(parsed.dropped, sep) + " See screen.dropped.", DroppedObservationsWarning, stacklevel=2
+                )
             screen._warn_unscorable()
         return screen
 
     @classmethod
-    def from_anndata(
-        cls,
-        adata,
-        *,
-        key: str = "perturbation",
-        obsm: str | None = None,
-        layer: str | None = None,
-        control: str | Iterable[str] = "ctrl",
-        sep: str = "+",
-        perturbations: Sequence[str] | None = None,
-        warn: bool = True,
-    ) -> Screen:
-        """Build a screen from an AnnData object.
+    def from_anndata(cls, adata, **kwargs) -> Screen:
+        """Build a screen from an AnnData object: :func:`pairint_jax.io.from_anndata`, same arguments."""
+        from pairint_jax.io import from_anndata  # the readers live in io.py; this delegate keeps the API
 
-        Args:
-          adata: an ``anndata.AnnData``.
-          key: the ``adata.obs`` column holding each observation's condition label.
-          obsm: take the readout from ``adata.obsm[obsm]`` (e.g. ``"X_pca"``) instead of ``X``.
-          layer: take the readout from ``adata.layers[layer]`` instead of ``X``.
-          control, sep, perturbations, warn: as in :meth:`from_arrays`.
-
-        Raises:
-          ValueError: the column, ``obsm`` key or layer does not exist (the message lists
-            the available ones), or any error of :meth:`from_arrays`.
-        """
-        if key not in adata.obs.columns:
-            raise ValueError(
-                f"column {key!r} is not in adata.obs; available columns: {list(adata.obs.columns)}. "
-                "Pass key='<column with the condition labels>'."
-            )
-        if obsm is not None and layer is not None:
-            raise ValueError("pass at most one of obsm= and layer=.")
-        if obsm is not None:
-            if obsm not in adata.obsm:
-                raise ValueError(f"obsm key {obsm!r} not found; available: {list(adata.obsm.keys())}.")
-            x = adata.obsm[obsm]
-        elif layer is not None:
-            if layer not in adata.layers:
-                raise ValueError(f"layer {layer!r} not found; available: {list(adata.layers.keys())}.")
-            x = adata.layers[layer]
-        else:
-            x = adata.X
-        if x is None:
-            raise ValueError("adata.X is empty; pass obsm= or layer= to choose the readout.")
-        if hasattr(x, "toarray"):  # scipy sparse
-            x = x.toarray()
-        if hasattr(x, "to_numpy"):  # DataFrame in obsm
-            x = x.to_numpy()
-        labels = adata.obs[key].astype(object).to_numpy()
-        return cls.from_arrays(
-            np.asarray(x), labels, control=control, sep=sep, perturbations=perturbations, warn=warn
-        )
+        for old, new in (("key", "groupby"), ("obsm", "use_rep")):
+            if old in kwargs:
+                raise TypeError(f"from_anndata: {old}= is now {new}= (key= only ever means a PRNG key).")
+        return from_anndata(adata, **kwargs)
 
     # ------------------------------------------------------------------ basic views
     @property
@@ -328,11 +296,41 @@ class Screen:
         except KeyError as err:
             raise KeyError(f"condition {condition!r} is not in the screen") from err
 
+    @property
+    def is_sparse(self) -> bool:
+        """True when :attr:`x` is sparse (:class:`~pairint_jax.sparse.SparseRows`).
+
+        A sparse screen is read through its accessors (:meth:`group`, :meth:`padded`,
+        :meth:`group_means`, or ``x[rows]``), each densifying only the rows it returns;
+        ``np.asarray(screen.x)`` raises rather than densify every row (see
+        :meth:`to_dense`). Scores that need every row on the device at once use their
+        host-streamed path or refuse with a message.
+        """
+        return isinstance(self.x, SparseRows)
+
     def group(self, g: int | str) -> np.ndarray:
-        """Rows of one group: ``[counts[g], *feature_shape]``."""
+        """Rows of one group, dense: ``[counts[g], *feature_shape]``."""
         if isinstance(g, str):
             g = self.group_index(g)
         return self.x[self.offsets[g] : self.offsets[g + 1]]
+
+    def group_means(self, groups: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Mean observation of each group, accumulated in float64.
+
+        Args:
+          groups: ``[k]`` group ids; default all ``G`` groups.
+
+        Returns:
+          ``[k, *feature_shape]`` float64. For a sparse screen only this result is dense.
+        """
+        groups = np.arange(self.n_groups) if groups is None else np.asarray(groups, np.int64).reshape(-1)
+        off = np.asarray(self.offsets, np.int64)
+        if self.is_sparse:
+            return self.x.segment_means(off[groups], off[groups + 1])
+        out = np.empty((len(groups),) + self.feature_shape)
+        for t, g in enumerate(groups):
+            out[t] = np.asarray(self.x[off[g] : off[g + 1]]).mean(axis=0, dtype=np.float64)
+        return out
 
     def padded(self, groups: Sequence[int] | np.ndarray, *, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pad several groups to one static size.
@@ -356,9 +354,10 @@ class Screen:
         starts = np.asarray(self.offsets, dtype=np.int64)[groups]
         cols = np.arange(size)
         mask = cols[None, :] < counts[:, None]
-        rows = np.where(mask, starts[:, None] + cols[None, :], 0)
-        x_pad = self.x[rows] if self.x.shape[0] else np.zeros((len(groups), size) + self.feature_shape, self.x.dtype)
-        x_pad = np.where(mask.reshape(mask.shape + (1,) * (x_pad.ndim - 2)), x_pad, 0).astype(self.x.dtype)
+        rows = starts[:, None] + cols[None, :]
+        x_pad = np.zeros((len(groups), size) + self.feature_shape, self.x.dtype)
+        if mask.any():  # only the real rows are read (and, for sparse x, densified)
+            x_pad[mask] = np.asarray(self.x[rows[mask]])
         return x_pad, mask
 
     # ------------------------------------------------------------------ pairs
@@ -472,14 +471,16 @@ class Screen:
         """The same grouping with new observations (same row order), e.g. embeddings.
 
         ``x`` is validated like the observations of :meth:`from_arrays` (numeric, one row
-        per observation, every value finite); a ``np.memmap`` is checked in row blocks and
-        not copied.
+        per observation, every value finite). It may be dense, a ``np.memmap`` (checked in
+        row blocks, not copied) or a 2-D ``scipy.sparse`` matrix (kept sparse).
 
         Raises:
           ValueError: a different number of rows, or non-finite values (the message names
             the conditions and rows).
         """
-        x = _as_observation_array(x)
+        x = _as_observations(x)
+        if isinstance(x, SparseRows):
+            x = _take_rows(x, np.arange(x.shape[0]))  # float32 unless float64, no copy otherwise
         if x.shape[0] != self.x.shape[0]:
             raise ValueError(f"with_x needs {self.x.shape[0]} rows, got {x.shape[0]}.")
         _check_finite(x, self.conditions, self.offsets)
@@ -491,7 +492,7 @@ class Screen:
         keep = sorted(keep)
         rows = np.concatenate([np.arange(self.offsets[g], self.offsets[g + 1]) for g in keep])
         return Screen.from_arrays(
-            self.x[rows],
+            _take_rows(self.x, rows),
             self.labels[rows],
             control=self.control,
             sep=self.sep,
@@ -510,13 +511,21 @@ class Screen:
             f"control {self.control!r}: {int(c[0])} obs; singles: {_range(c[k == 1])}; doubles: {_range(c[k == 2])}.",
             f"scorable pairs: {len(self.pairs)} of {n_pairs}; measured but unscorable: {len(self._pair_table[2])}.",
         ]
+        if self.is_sparse:
+            parts.append(f"observations are sparse: {self.x!r}, read one group at a time.")
+        if self.dropped:
+            parts.append(drop_message(self.dropped, self.sep))
         return "\n".join(parts)
+
+    def to_dense(self) -> Screen:
+        """The same screen with dense observations (a sparse ``x`` is densified: all ``N x d`` of it)."""
+        return dataclasses.replace(self, x=self.x.toarray()) if self.is_sparse else self
 
     def __repr__(self) -> str:
         return (
             f"Screen(n_obs={self.x.shape[0]}, feature_shape={self.feature_shape}, "
             f"n_perturbations={self.n_perturbations}, n_groups={self.n_groups}, "
-            f"n_scorable_pairs={len(self.pairs)})"
+            f"n_scorable_pairs={len(self.pairs)}{', sparse' if self.is_sparse else ''})"
         )
 
 
@@ -558,14 +567,17 @@ def _as_label_list(labels) -> np.ndarray:
     return np.asarray(labels, dtype=object).reshape(-1)
 
 
-def _check_empty_labels(labels: np.ndarray) -> None:
-    blank = pd.isna(labels) | (pd.Series(labels, dtype=object).astype(str).str.strip() == "").to_numpy()
-    bad = np.flatnonzero(blank).tolist()
-    if bad:
-        raise ValueError(
-            f"{len(bad)} observation(s) have an empty condition label (rows {bad[:10]}"
-            f"{' ...' if len(bad) > 10 else ''}); every observation needs a label."
-        )
+def _as_observations(x):
+    """Dense observations as a float32/float64 array; 2-D sparse ones as ``SparseRows`` (not copied)."""
+    if not issparse(x):
+        return _as_observation_array(x)
+    rows = SparseRows(x)  # CSR as is; other formats converted (one sparse copy)
+    dtype = rows.dtype
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == bool):
+        raise TypeError(f"x must be numeric, got sparse dtype {dtype}.")
+    if rows.shape[0] == 0 or rows.shape[1] == 0:
+        raise ValueError(f"x is empty (shape {rows.shape}); a screen needs observations with at least one feature.")
+    return rows
 
 
 def _nonfinite_rows(x: np.ndarray) -> np.ndarray:
@@ -580,12 +592,26 @@ def _nonfinite_rows(x: np.ndarray) -> np.ndarray:
     return np.concatenate(bad) if bad else np.zeros(0, np.int64)
 
 
-def _check_finite(xs: np.ndarray, conditions, offsets, order=None) -> None:
+def _take_rows(x, rows: np.ndarray):
+    """``x[rows]`` that keeps sparse rows sparse (one sparse copy; none when ``rows`` is ``0..N-1``)
+    and makes them float32 unless they are float64."""
+    if not isinstance(x, SparseRows):
+        return x[rows]
+    csr = x.csr
+    if not (len(rows) == csr.shape[0] and np.array_equal(rows, np.arange(len(rows)))):
+        csr = csr[rows]
+    if csr.dtype not in (np.float32, np.float64):
+        csr = csr.astype(np.float32)
+    return SparseRows(csr)
+
+
+def _check_finite(xs, conditions, offsets, order=None) -> None:
     """Raise if any observation is not finite (an invariant of every :class:`Screen`).
 
     ``order[r]`` is the input row of sorted row ``r`` (for the message); default the identity.
+    Sparse rows: only the stored values can be non-finite.
     """
-    bad = _nonfinite_rows(xs)
+    bad = xs.nonfinite_rows() if isinstance(xs, SparseRows) else _nonfinite_rows(xs)
     if not len(bad):
         return
     group = np.searchsorted(np.asarray(offsets[1:]), bad, side="right")

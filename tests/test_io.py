@@ -40,14 +40,14 @@ def test_anndata_obs_column_and_obsm():
     emb = np.random.default_rng(5).normal(size=(len(labels), 2)).astype(np.float32)
     adata = anndata.AnnData(X=x, obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]))
     adata.obsm["X_emb"] = emb
-    s = pj.Screen.from_anndata(adata, key="condition")
+    s = pj.Screen.from_anndata(adata, groupby="condition")
     assert_same_screen(s, pj.Screen.from_arrays(x, labels))
-    s2 = pj.Screen.from_anndata(adata, key="condition", obsm="X_emb")
+    s2 = pj.Screen.from_anndata(adata, groupby="condition", use_rep="X_emb")
     assert_same_screen(s2, pj.Screen.from_arrays(emb, labels))
-    with pytest.raises(ValueError, match="column 'perturbation' is not in adata.obs.*condition"):
+    with pytest.raises(ValueError, match="column 'perturbation' is not in the table \\(adata.obs\\).*condition"):
         pj.Screen.from_anndata(adata)
-    with pytest.raises(ValueError, match="obsm key 'X_pca' not found.*X_emb"):
-        pj.Screen.from_anndata(adata, key="condition", obsm="X_pca")
+    with pytest.raises(ValueError, match="use_rep='X_pca' not found.*X_emb"):
+        pj.Screen.from_anndata(adata, groupby="condition", use_rep="X_pca")
 
 
 def test_anndata_sparse_x_and_categorical_labels():
@@ -55,7 +55,9 @@ def test_anndata_sparse_x_and_categorical_labels():
 
     x, labels = _data()
     adata = anndata.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame({"perturbation": pd.Categorical(labels)}, index=[str(i) for i in range(len(labels))]))
-    assert_same_screen(pj.Screen.from_anndata(adata), pj.Screen.from_arrays(x, labels))
+    s = pj.Screen.from_anndata(adata)
+    assert s.is_sparse  # sparse X stays sparse; rows are densified only where read
+    assert_same_screen(s.to_dense(), pj.Screen.from_arrays(x, labels))
 
 
 def test_h5ad_with_obsm(tmp_path):
@@ -64,7 +66,7 @@ def test_h5ad_with_obsm(tmp_path):
     adata.obsm["X_pca"] = x[:, :2] * 3
     path = tmp_path / "s.h5ad"
     adata.write_h5ad(path)
-    assert_same_screen(pj.read_screen(path, obsm="X_pca"), pj.Screen.from_arrays(x[:, :2] * 3, labels))
+    assert_same_screen(pj.read_screen(path, use_rep="X_pca"), pj.Screen.from_arrays(x[:, :2] * 3, labels))
 
 
 def test_parquet_feature_selection_and_list_column(tmp_path):
@@ -77,7 +79,7 @@ def test_parquet_feature_selection_and_list_column(tmp_path):
     assert_same_screen(pj.read_screen(path, features=["g1", "g2", "g3", "g4"]), pj.Screen.from_arrays(x, labels))
     df2 = pd.DataFrame({"cond": labels, "embedding": list(x.astype(np.float64))})
     df2.to_parquet(path)
-    assert_same_screen(pj.read_screen(path, key="cond", features="embedding"), pj.Screen.from_arrays(x, labels))
+    assert_same_screen(pj.read_screen(path, groupby="cond", features="embedding"), pj.Screen.from_arrays(x, labels))
     with pytest.raises(ValueError, match="column 'perturbation' is not in"):
         pj.read_screen(path)
 

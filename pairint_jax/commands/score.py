@@ -68,6 +68,7 @@ def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts
             batch_size=opts.get("batch_size"),
             learning_rate=opts.get("learning_rate"),
             model=opts.get("model"),
+            force_high_dim=opts.get("force_high_dim", False),
             key=key,
             progress=progress,
             mesh=opts.get("mesh"),
@@ -155,11 +156,13 @@ def _parse_pairs(text: str | None, sep: str):
 @click.option("--stream", is_flag=True, default=False,
               help="Disjointedness: keep the doubles in host memory and send them to the device in blocks "
                    "(for screens larger than device memory).")
+@click.option("--force-high-dim", is_flag=True, default=False,
+              help="Separability (knn): run k-NN KL on more than 4,096 features anyway (it warns above 512).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal).")
 @device_option
-def score(path, key, obsm, features, control, sep, tests, out_dir, kernel, bandwidth, permutations, null, estimator, k, dim,
+def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, estimator, k, dim,
           encoder, tau, epochs, batch_size, learning_rate, model_path, save_model, groups_path, highlight, seed, top,
-          devices, stream, progress, device):
+          devices, stream, force_high_dim, progress, device):
     """Score every pair of the screen in PATH (.h5ad, .npz or .parquet).
 
     \b
@@ -170,20 +173,20 @@ def score(path, key, obsm, features, control, sep, tests, out_dir, kernel, bandw
 
     \b
     Examples:
-      pairint score screen.h5ad --key perturbation --obsm X_pca
+      pairint score screen.h5ad --groupby perturbation --use-rep X_pca
       pairint score screen.npz --test all --out results/
       pairint score screen.parquet --test separability --estimator nre --epochs 30
     """
     dev = select_device(device)
     if progress is None:
         progress = sys.stderr.isatty()
-    screen = load_screen(path, key, obsm, features, control, sep)
+    screen = load_screen(path, **read)
     click.echo(screen.summary())
     click.echo(f"device: {dev}")
     chosen = TESTS if "all" in tests else tuple(dict.fromkeys(tests))
     opts = dict(kernel=kernel, bandwidth=_parse_bandwidth(bandwidth), permutations=permutations, null=null,
                 estimator=estimator, k=k, dim=dim, encoder=encoder, tau=tau, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, stream=stream)
+                learning_rate=learning_rate, stream=stream, force_high_dim=force_high_dim)
     if devices == "all":
         import pairint_jax as pj
 
@@ -194,7 +197,7 @@ def score(path, key, obsm, features, control, sep, tests, out_dir, kernel, bandw
 
         opts["model"] = pj.nre.load_nre(model_path)
     groups = _read_groups(groups_path)
-    pairs = _parse_pairs(highlight, sep)
+    pairs = _parse_pairs(highlight, read["sep"])
     out = pathlib.Path(out_dir)
     for test in chosen:
         t0 = time.perf_counter()

@@ -50,6 +50,11 @@ def additivity_scores(screen) -> PairScores:
     settings = {}
     if len(screen.pairs) == 0:
         return pair_scores_from_screen(screen, np.zeros(0), test="additivity", settings=settings)
+    if screen.is_sparse:  # group means from the sparse rows (float64), never the dense matrix
+        mu = screen.group_means().reshape(screen.n_groups, -1)
+        ij, c, i, j = (screen.pair_groups[:, k] for k in range(4))
+        score = np.linalg.norm((mu[ij] - mu[c]) - (mu[i] - mu[c]) - (mu[j] - mu[c]), axis=1)
+        return pair_scores_from_screen(screen, score, test="additivity", settings=settings)
     x = np.asarray(screen.x).reshape(screen.x.shape[0], -1)
     dtype = np.float64 if (x.dtype == np.float64 and jax.config.jax_enable_x64) else np.float32
     score = _additivity(

@@ -35,6 +35,36 @@ __all__ = ["separability_scores", "condition_kls"]
 
 ESTIMATORS = ("knn", "nre")
 
+#: k-NN KL warns above this many features, and refuses above :data:`KNN_MAX_DIM`
+#: unless ``force_high_dim=True``: in high dimension nearest-neighbour distances
+#: concentrate and the estimator's bias swamps the KLs (e.g. KLs of 50-100 on 2,000 genes).
+KNN_WARN_DIM = 512
+KNN_MAX_DIM = 4096
+
+
+def _check_representation(screen, estimator: str, force_high_dim: bool) -> None:
+    d = int(np.prod(screen.feature_shape))
+    if estimator == "nre" and screen.is_sparse:
+        raise ValueError(
+            f"the NRE trains on every observation at once and would densify all {screen.x.shape[0]} x {d} sparse "
+            "rows; score a low-dimensional representation (use_rep='X_pca'), use estimator='knn', or pass "
+            "screen.to_dense() if it fits in memory."
+        )
+    if estimator != "knn" or d <= KNN_WARN_DIM:
+        return
+    advice = "score a low-dimensional representation instead (use_rep='X_pca'; CLI --use-rep X_pca)"
+    if d > KNN_MAX_DIM and not force_high_dim:
+        raise ValueError(
+            f"k-NN KL on {d} features (> {KNN_MAX_DIM}) is dominated by the estimator's bias; {advice}, "
+            "or pass force_high_dim=True to run it anyway."
+        )
+    warnings.warn(
+        f"k-NN KL on {d} features (> {KNN_WARN_DIM}): nearest-neighbour distances concentrate in high dimension "
+        f"and the KLs are dominated by bias; read them as a ranking at best, or {advice}.",
+        UserWarning,
+        stacklevel=3,
+    )
+
 
 def _float_x(x):
     dtype = jax.dtypes.canonicalize_dtype(np.asarray(x).dtype)
@@ -48,6 +78,22 @@ def _needed_groups(screen: Screen) -> np.ndarray:
     if len(pg) == 0:
         return np.zeros(0, np.int64)
     return np.unique(np.concatenate([pg[:, 0], pg[:, 2], pg[:, 3]])).astype(np.int64)
+
+
+#: Bytes of one padded block of groups read from a sparse screen (a dense screen pads a
+#: whole size bucket at once, as before).
+_SPARSE_BLOCK_BYTES = 256 << 20
+
+
+def _padded_blocks(screen, todo, sizes, buckets):
+    """``(size, groups)`` per size bucket; for a sparse screen, split so that one padded block
+    stays under ``_SPARSE_BLOCK_BYTES`` (the sparse rows are densified one block at a time)."""
+    d = int(np.prod(screen.feature_shape))
+    for size in buckets:
+        groups = todo[sizes == size]
+        per = max(1, _SPARSE_BLOCK_BYTES // (int(size) * d * 4)) if screen.is_sparse else len(groups)
+        for lo in range(0, len(groups), per):
+            yield size, groups[lo : lo + per]
 
 
 def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, progress, max_duplicates, mesh=None):
@@ -72,8 +118,7 @@ def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, prog
     sizes = np.asarray([bucket_size(int(c)) for c in counts[todo]], dtype=np.int64)
     buckets = np.unique(sizes)
     bar = _progress(total=len(todo), desc="k-NN KL", enabled=progress, unit="cond")
-    for size in buckets:
-        groups = todo[sizes == size]
+    for size, groups in _padded_blocks(screen, todo, sizes, buckets):
         x_pad, mask = screen.padded(groups, size=int(size))
         x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
         # Fast pass without duplicate slack; conditions where exact duplicates were met
@@ -206,6 +251,7 @@ def separability_scores(
     block_size: int | None = None,
     max_duplicates: int = 8,
     mesh=None,
+    force_high_dim: bool = False,
 ) -> PairScores:
     r"""Separability score of every pair: ``S_ij = |KL(p0||pi) + KL(p0||pj) - KL(p0||pij)|``.
 
@@ -249,6 +295,9 @@ def separability_scores(
         its devices. ``"nre"``: the encoder evaluation (batches) and the SMILE readout
         (classes) are split over its devices; the training itself runs on one device.
         Scores equal the single-device ones to float32 round-off (``rtol`` 1e-5).
+      force_high_dim: (knn) run the k-NN estimator on more than
+        :data:`KNN_MAX_DIM` features anyway (it warns above :data:`KNN_WARN_DIM`:
+        nearest-neighbour distances concentrate and the KLs are dominated by bias).
 
     Returns:
       :class:`~pairint_jax.PairScores` (``test="separability"``) with columns
@@ -258,7 +307,9 @@ def separability_scores(
 
     Raises:
       ValueError: unknown estimator, too few control observations for ``k``, classes
-        too small to split for the NRE, a reused model that does not fit the screen.
+        too small to split for the NRE, a reused model that does not fit the screen,
+        k-NN on more than :data:`KNN_MAX_DIM` features without ``force_high_dim``, the
+        NRE on a sparse screen (it would densify every row).
 
     Example:
       >>> import pairint_jax as pj
@@ -278,6 +329,7 @@ def separability_scores(
         raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
     key = as_key(key)
     settings: dict = {"estimator": estimator}
+    _check_representation(screen, estimator, force_high_dim)
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(
             screen, k=int(k), dim=dim, conditions_per_chunk=conditions_per_chunk, block_size=block_size, progress=progress,

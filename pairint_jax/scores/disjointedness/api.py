@@ -106,7 +106,8 @@ def disjointedness_scores(
         ``stream_block`` pairs (for screens that do not fit on the device; ``screen.x``
         may be a ``np.memmap``). Only the control and the singles stay on the device;
         see :mod:`pairint_jax.scores.disjointedness.streaming` for the memory bound.
-        Same scores as in memory.
+        Same scores as in memory. A sparse screen (``screen.is_sparse``) always takes this
+        path, so its rows are densified one block at a time.
       stream_block: pairs per streamed block (default: about 64 MiB of doubles on CPU,
         1 GiB on accelerators).
 
@@ -147,6 +148,7 @@ def disjointedness_scores(
     if len(screen.pairs) == 0:
         return pair_scores_from_screen(screen, np.zeros(0), test="disjointedness", settings=settings)
 
+    stream = stream or screen.is_sparse  # sparse rows are densified one block of doubles at a time
     prep, x_host = prepare_streamed(screen) if stream else (prepare(screen), None)
     k_global, k_pairs = jax.random.split(key)
     if bw.mode == "global":

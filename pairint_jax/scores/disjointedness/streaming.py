@@ -52,8 +52,9 @@ def largest_row(x_host, n0: int) -> int:
     over the rows in blocks, float64 on the host; a screen's rows are finite)."""
     mean = np.asarray(x_host[:n0], np.float64).mean(axis=0)
     best, best_row = -1.0, 0
-    for lo in range(0, x_host.shape[0], _ROWS_PER_READ):
-        nrm = np.sum((np.asarray(x_host[lo: lo + _ROWS_PER_READ], np.float64) - mean) ** 2, axis=1)
+    step = max(1, min(_ROWS_PER_READ, (64 << 20) // (8 * x_host.shape[1])))  # <= 64 MiB of float64 per read
+    for lo in range(0, x_host.shape[0], step):
+        nrm = np.sum((np.asarray(x_host[lo: lo + step], np.float64) - mean) ** 2, axis=1)
         r = int(np.argmax(nrm))
         if nrm[r] > best:
             best, best_row = float(nrm[r]), lo + r
