@@ -6,8 +6,13 @@ The public API (``import pairint_jax as pj``):
 * scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
   :func:`separability_scores`, each returning :class:`PairScores`;
 * the functional core for other JAX code: :mod:`pj.stats`;
-* discovery: :func:`simulate`, :class:`Campaign`.
+* discovery: :func:`simulate`, :class:`Campaign`;
+* results out: :class:`PairScores` (``to_frame``, ``to_matrix_frame``, q-values through
+  :mod:`pj.multitest`), :func:`save_scores`, :func:`write_score_report`, and the plots
+  :mod:`pj.pl` (loaded on first use, so ``import pairint_jax`` does not import matplotlib).
 """
+
+import importlib as _importlib
 
 from pairint_jax.io import read_screen, write_screen
 from pairint_jax.labels import parse_label
@@ -36,9 +41,35 @@ from pairint_jax.parallel import make_mesh
 # -- real datasets (issue 7) --
 from pairint_jax import datasets  # noqa: E402
 
+# -- results out (issue 14) --
+from pairint_jax import multitest  # noqa: E402
+from pairint_jax.export import save_scores  # noqa: E402
+from pairint_jax.report import write_score_report  # noqa: E402
+
 __version__ = "0.1.0"
 
+_LAZY = {"pl": "pairint_jax.pl", "plotting": "pairint_jax.plotting"}
+
+
+def __getattr__(name: str):
+    """``pj.pl`` and ``pj.plotting`` import matplotlib only when first used."""
+    if name in _LAZY:
+        module = _importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'pairint_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
 __all__ = [
+    # issue 14 (results out)
+    "multitest",
+    "pl",
+    "plotting",
+    "save_scores",
+    "write_score_report",
     # issue 6
     "ids_tiled",
     "make_mesh",
