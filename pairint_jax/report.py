@@ -186,7 +186,7 @@ def test_section(res, name: str, paths: Mapping[str, os.PathLike], *, title: str
     import pandas as pd
 
     df = pd.read_csv(paths["csv"], keep_default_na=False, na_values=[""])
-    measured, scored = len(df), int(np.isfinite(df["score"].to_numpy(np.float64)).sum())
+    measured, scored = int(res.is_measured.sum()), int(np.isfinite(res.score).sum())
     lines = [f"**What it asks.** {TEST_QUESTIONS[res.test]}" if res.test in TEST_QUESTIONS else ""]
     count = f"{measured} measured pair(s), {scored} scored."
     if "significant" in df.columns:
@@ -202,7 +202,8 @@ def test_section(res, name: str, paths: Mapping[str, os.PathLike], *, title: str
                      f"smaller. For one pair among {m} to be rejectable at alpha = {alpha:g}, use n_permutations >= "
                      f"{permutations_needed(m, alpha)}.")
     tables = [(f"Top {top} pairs (all rows: {pathlib.Path(paths['csv']).name})", res.top(top, alpha=alpha))]
-    why = df.loc[df["reason"].astype(str) != "", "reason"].value_counts()
+    failed = res.is_measured & ~np.isfinite(res.score)
+    why = pd.Series(np.asarray(res.reason, dtype=object)[failed], dtype=object).value_counts()
     if len(why):
         tables.append(("Measured pairs that could not be scored", why.rename_axis("reason").reset_index(name="pairs")))
     figures = [(f"{title or res.test}: heatmap", paths["png"])] if "png" in paths else []
@@ -218,6 +219,7 @@ def write_score_report(
     screen=None,
     title: str = "pairint report",
     alpha: float = 0.05,
+    all_pairs: bool = False,
     top: int = 10,
     groups=None,
     highlight: Iterable[tuple[str, str]] = (),
@@ -236,6 +238,7 @@ def write_score_report(
         observed-vs-expected plot.
       title: the report's title.
       alpha: the level of the ``significant`` columns.
+      all_pairs: list every pair in the CSVs, not only the measured ones.
       top: rows of each top-pairs table.
       groups, highlight: ordering and outlined pairs of the heatmaps.
       provenance: extra provenance entries for every JSON (e.g. the input file).
@@ -259,8 +262,8 @@ def write_score_report(
     intro += "\n\nEach section below says what its test asks, how many pairs it scored and which pairs stand out."
     sections.append(Section("The screen", intro, code=command))
     for name, res in items:
-        paths = save_scores(res, out, name, title=name, alpha=alpha, groups=groups, highlight=highlight,
-                            provenance=provenance)
+        paths = save_scores(res, out, name, title=name, alpha=alpha, all_pairs=all_pairs, groups=groups,
+                            highlight=highlight, provenance=provenance)
         files[name] = paths
         extra = out / f"{name}_pairs.png"
         if np.isfinite(res.score).any():
