@@ -133,6 +133,8 @@ def _short(value, limit: int = 160) -> str:
         text = "{" + text + (", ..." if len(value) > 12 else "") + "}"
     elif isinstance(value, np.ndarray):
         text = f"array{list(value.shape)}"
+    elif value is None:
+        text = "–"
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -142,13 +142,21 @@ def test_demo_cli_writes_a_report(tmp_path):
     assert "Report:" in res.output
     html = (out / "report.html").read_text()
     for needle in ("Disjointedness, RBF kernel", "Disjointedness, Matern-2.5", "Additivity", "Separability, k-NN KL",
-                   "D.1.1", "Choosing pairs to run next", "Settings and timings", "data:image/png;base64"):
-        assert needle in html
+                   "D.1.1", "Choosing pairs to run next", "Settings, provenance and timings", "data:image/png;base64",
+                   "negative MMD² is not an error", "KL estimate can come out negative",  # negative estimates explained
+                   "IDS (Information Directed Sampling)", "TS (Thompson sampling)", "US (uncertainty sampling)",
+                   "UCB (upper confidence bound)", "it can fall"):  # policy names spelled out, regret labelled
+        assert needle in unescape(html), needle
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
     assert "NaN" not in text and ">None<" not in text  # missing values read as "not applicable", defaults resolved
     assert "smallest attainable p-value is 1/21" in html
     summary = pd.read_csv(out / "summary.csv")
-    assert {"test", "seconds", "AUROC vs truth"} <= set(summary.columns)
+    assert {"score", "screen", "seconds", "AUROC vs truth"} <= set(summary.columns)
+    # the headline shows each score where its question applies
+    where = dict(zip(summary.score.str.split(",").str[0].str.split(" ").str[0], summary.screen))
+    assert where == {"Disjointedness": "latent-factor", "Additivity": "latent-factor", "Separability": "d11"}
+    for table in ("summary", "discovery", "disjointedness_rbf", "separability_knn"):
+        assert "provenance" in json.loads((out / f"{table}.json").read_text())
     table = pd.read_csv(out / "discovery.csv")
     assert list(table.policy) == ["ids", "ucb", "ts", "us", "random"]
     assert (out / "discovery.png").stat().st_size > 10_000
