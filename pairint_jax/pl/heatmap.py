@@ -66,6 +66,7 @@ def cluster_order(matrix) -> np.ndarray:
       ``[n]`` int, a permutation.
     """
     from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import pdist
 
     m = np.asarray(matrix, dtype=np.float64)
     n = m.shape[0]
@@ -73,7 +74,7 @@ def cluster_order(matrix) -> np.ndarray:
     if n < 3 or finite.size < 2:
         return np.arange(n)
     filled = np.where(np.isfinite(m), m, np.median(finite))
-    return np.asarray(leaves_list(linkage(filled, method="average", metric="euclidean")), dtype=int)
+    return np.asarray(leaves_list(linkage(pdist(filled, "euclidean"), method="average")), dtype=int)
 
 
 def _order(names, mat, order, groups):

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
+from pairint_jax._progress import resolve_progress
 from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
 from pairint_jax.results import PairScores, pair_scores_from_screen
 from pairint_jax.screen import MIN_OBSERVATIONS, Screen, bucket_size
@@ -179,7 +180,7 @@ def separability_scores(
     model: TrainedNRE | None = None,
     eval_on: str = "heldout",
     key=None,
-    progress: bool = False,
+    progress: bool | None = None,
     chunk_size: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 8,
@@ -215,7 +216,8 @@ def separability_scores(
       eval_on: (nre) ``"heldout"`` (default: the model's held-out split; requires the
         data it was trained on) or ``"all"`` (every observation; for new data).
       key: PRNG key for the split, initialisation and training; default ``key(0)``.
-      progress: show progress bars (k-NN buckets, NRE epochs with loss and accuracy).
+      progress: progress bars (k-NN buckets, NRE epochs with loss and accuracy): True, False, or
+        None (default) for on when a person is watching (a terminal or a notebook).
       chunk_size: (knn) conditions per vmapped chunk; default bounds one block of
         distances to about 2^27 numbers.
       block_size: (knn) control rows per block (same default rule).
@@ -256,6 +258,7 @@ def separability_scores(
     if eval_on not in ("heldout", "all"):
         raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
     key = jax.random.key(0) if key is None else key
+    progress = resolve_progress(progress)
     settings: dict = {"estimator": estimator}
     if estimator == "knn":
         kl, n_dup, why = _knn_condition_kls(
