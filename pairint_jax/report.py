@@ -208,9 +208,10 @@ def test_section(res, name: str, paths: Mapping[str, os.PathLike], *, title: str
     why = pd.Series(np.asarray(res.reason, dtype=object)[failed], dtype=object).value_counts()
     if len(why):
         tables.append(("Measured pairs that could not be scored", why.rename_axis("reason").reset_index(name="pairs")))
-    figures = [(f"{title or res.test}: heatmap", paths["png"])] if "png" in paths else []
+    # absolute paths: the caller's paths are relative to the working directory, not to the report
+    figures = [(f"{title or res.test}: heatmap", pathlib.Path(paths["png"]).resolve())] if "png" in paths else []
     if pairs_figure is not None:
-        figures.append((f"{title or res.test}: each scored pair", pairs_figure))
+        figures.append((f"{title or res.test}: each scored pair", pathlib.Path(pairs_figure).resolve()))
     return Section(title or res.test, "\n\n".join(p for p in lines if p), tables=tables, figures=figures, notes=notes)
 
 
