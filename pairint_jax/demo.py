@@ -159,7 +159,7 @@ def _score_all(cfg, out, screens, step, timings, metrics, echo):
     import jax
 
     from pairint_jax.export import save_scores
-    from pairint_jax.report import test_section
+    from pairint_jax.report import score_section
 
     results, rows, sections = {}, [], []
     for name, title, test, where, fn in _runs(cfg):
@@ -184,7 +184,7 @@ def _score_all(cfg, out, screens, step, timings, metrics, echo):
         if test == "disjointedness" and cfg.permutations:
             text += (f" p-values come from {cfg.permutations} permutations, so the smallest attainable p-value is "
                      f"1/{cfg.permutations + 1} = {1 / (cfg.permutations + 1):.4f}.")
-        sections.append(test_section(res, name, paths, title=title, text=text, top=10))
+        sections.append(score_section(res, name, paths, title=title, text=text, top=10))
         echo(f"  AUROC {auc:.3f}; top pairs:\n" + res.top(5).to_string(index=False))
     return results, rows, sections
 

@@ -6,7 +6,7 @@ can be mailed or archived alone; ``report.md`` links the PNGs next to it. The te
 live in ``pairint_jax/templates/``; HTML output is autoescaped.
 
 :func:`write_score_report` is what ``pairint score`` writes for a user's own screen, and
-:func:`test_section` the per-test section that it and ``pairint demo`` share.
+:func:`score_section` the per-test section that it and ``pairint demo`` share.
 
 An edge of the library: nothing numerical imports this.
 """
@@ -26,7 +26,7 @@ import numpy as np
 from pairint_jax.multitest import CORRECTIONS, permutations_needed
 from pairint_jax.results import TEST_QUESTIONS
 
-__all__ = ["Section", "write_report", "test_section", "settings_table", "write_score_report"]
+__all__ = ["Section", "write_report", "score_section", "settings_table", "write_score_report"]
 
 
 @dataclasses.dataclass
@@ -171,7 +171,7 @@ def _negative_notes(res) -> list[str]:
     return notes
 
 
-def test_section(res, name: str, paths: Mapping[str, os.PathLike], *, title: str | None = None, text: str = "",
+def score_section(res, name: str, paths: Mapping[str, os.PathLike], *, title: str | None = None, text: str = "",
                  alpha: float = 0.05, top: int = 10, pairs_figure: os.PathLike | None = None) -> Section:
     """The report section of one test: what it asks, counts, caveats, the top pairs and the figures.
 
@@ -274,7 +274,7 @@ def write_score_report(
             plot(res, alpha=alpha, highlight=highlight, save=extra, dpi=110)
         else:
             extra = None
-        sections.append(test_section(res, name, paths, alpha=alpha, top=top, pairs_figure=extra))
+        sections.append(score_section(res, name, paths, alpha=alpha, top=top, pairs_figure=extra))
     if screen is not None and len(screen.pairs):
         colour = next((r for _, r in items if r.test == "additivity"), items[0][1] if items else None)
         observed_vs_expected(screen, colour, highlight=highlight, save=out / "observed_vs_expected.png", dpi=110)

@@ -73,12 +73,12 @@ def test_score_report_says_what_each_test_asks(screen, tmp_path):
 
 
 def test_negative_kl_is_explained(tmp_path):
-    from pairint_jax.report import test_section
+    from pairint_jax.report import score_section
 
     res = pj.results.PairScores(("A", "B"), np.array([[0, 1]]), np.array([0.2]), np.array([""], object),
                                 test="separability", settings={"condition_kl": {"A": -0.1, "B": 0.4, "A+B": 0.1}})
     paths = pj.save_scores(res, tmp_path, plot=False)
-    sec = test_section(res, "separability", paths)
+    sec = score_section(res, "separability", paths)
     assert any("negative for 1 condition(s) (A)" in n and "finite-sample bias" in n for n in sec.notes)
 
 
