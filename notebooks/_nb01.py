@@ -89,19 +89,22 @@ How to read the table:
 | `a`, `b` | the pair |
 | `score` | the mixture MMD² (unitless; compare within a screen, not across screens) |
 | `p_value` | permutation p-value (smallest possible: `1 / (n_permutations + 1)`) |
-| `q_value` | Benjamini-Hochberg q-value across all pairs: call the pairs with `q < 0.05` |
+| `q_value` | Benjamini-Hochberg q-value across the tested pairs (`res.with_correction("holm")` for Holm) |
 | `bandwidth` | the RBF kernel bandwidth used for the pair (median heuristic) |
+| `significant` | `q_value <= alpha` (`res.to_frame(alpha=0.05)`) |
+| `p_floor` | the p-value sits at `1 / (n_permutations + 1)`: more permutations could make it smaller |
 | `reason` | empty when scored; otherwise why the pair could not be scored |
 
-`res.to_frame()` has every pair, `res.matrix` the symmetric `[n, n]` matrix, and
+`res.to_frame()` has every measured pair, best first (`all_pairs=True` adds the pairs the screen
+never ran), `res.matrix` the symmetric `[n, n]` matrix (`res.to_matrix_frame()` with labels), and
 `res.rank("P00", "P01")` the rank of one pair.
 """),
     ("code", r"""
 frame = res.to_frame()
-called = frame[frame.q_value < 0.05]
+called = frame[frame.significant]
 true_pairs = {(screen.perturbations[i], screen.perturbations[j]) for i, j in zip(*np.nonzero(np.triu(truth)))}
 hits = sum((a, b) in true_pairs for a, b in zip(called.a, called.b))
-print(f"{len(called)} pairs called at q < 0.05; {hits} of them truly interact; "
+print(f"{len(called)} pairs called at q <= 0.05; {hits} of them truly interact; "
       f"{len(true_pairs)} true pairs in all")
 """),
     ("md", r"""

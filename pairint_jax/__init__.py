@@ -10,8 +10,13 @@ The public API (``import pairint_jax as pj``):
 * the functional core for other JAX code: :mod:`pj.stats`, and the neural ratio
   estimator :mod:`pj.nre`;
 * discovery: :func:`simulate`, :class:`Campaign`, :func:`ids_tiled`;
-* scale: :func:`make_mesh` and :mod:`pj.parallel` (every heavy entry point takes ``mesh=``).
+* scale: :func:`make_mesh` and :mod:`pj.parallel` (every heavy entry point takes ``mesh=``);
+* results out: :class:`PairScores` (``to_frame``, ``to_matrix_frame``, q-values through
+  :mod:`pj.multitest`), :func:`save_scores`, :func:`write_score_report`, and the plots
+  :mod:`pj.pl` (loaded on first use, so ``import pairint_jax`` does not import matplotlib).
 """
+
+import importlib as _importlib
 
 # -- data: screens, files, generators, real datasets --
 from pairint_jax import io
@@ -38,7 +43,28 @@ from pairint_jax.discovery.tiled import ids_tiled
 from pairint_jax import parallel
 from pairint_jax.parallel import make_mesh
 
+# -- results out: tables, multiple testing, files, reports (plots: pj.pl, lazily) --
+from pairint_jax import multitest
+from pairint_jax.export import save_scores
+from pairint_jax.report import write_score_report
+
 __version__ = "0.1.0"
+
+_LAZY = {"pl": "pairint_jax.pl", "plotting": "pairint_jax.plotting"}
+
+
+def __getattr__(name: str):
+    """``pj.pl`` and ``pj.plotting`` import matplotlib only when first used."""
+    if name in _LAZY:
+        module = _importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'pairint_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     # data
@@ -71,4 +97,10 @@ __all__ = [
     # scale
     "make_mesh",
     "parallel",
+    # results out
+    "multitest",
+    "pl",
+    "plotting",
+    "save_scores",
+    "write_score_report",
 ]

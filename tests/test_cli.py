@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from html import unescape
 
 import numpy as np
 import pandas as pd
@@ -67,18 +69,28 @@ def test_score_all_tests_writes_tables_and_heatmaps(screen_file, tmp_path):
     )
     assert res.exit_code == 0, res.output
     expected = {
-        "disjointedness": ["a", "b", "score", "p_value", "q_value", "bandwidth", "reason"],
+        "disjointedness": ["a", "b", "score", "p_value", "q_value", "bandwidth", "significant", "p_floor", "reason"],
         "additivity": ["a", "b", "score", "reason"],
         "separability": ["a", "b", "score", "kl_a", "kl_b", "kl_ab", "reason"],
     }
     screen = pj.read_screen(screen_file, warn=False)
+    html = unescape((out / "report.html").read_text())
     for test, cols in expected.items():
         df = pd.read_csv(out / f"{test}.csv", keep_default_na=False, na_values=[""])
         assert list(df.columns) == cols
-        assert len(df) == 6  # all pairs of A, B, C, D
+        # the measured doubles only (A+B, A+D, B+D and A+C), best first, the unscorable one last
+        assert sorted(zip(df.a, df.b)) == [("A", "B"), ("A", "C"), ("A", "D"), ("B", "D")]
+        assert np.isnan(df.score.iloc[-1]) and (df.a.iloc[-1], df.b.iloc[-1]) == ("A", "C")
+        assert "single 'C' not in screen" in df.reason.iloc[-1]
+        assert (np.diff(df.score.to_numpy()[:-1]) <= 0).all()
         assert (out / f"{test}.png").stat().st_size > 10_000
-        unscorable = df[(df.a == "A") & (df.b == "C")].iloc[0]
-        assert np.isnan(unscorable.score) and "not in screen" in unscorable.reason
+        meta = json.loads((out / f"{test}.json").read_text())
+        assert meta["table"] == f"{test}.csv" and meta["columns"] == cols and meta["test"] == test
+        assert meta["provenance"]["input"]["file"] == str(screen_file.resolve())
+        assert meta["provenance"]["screen"]["n_perturbations"] == 4 and meta["provenance"]["jax"]
+        assert pj.results.TEST_QUESTIONS[test].split(".")[0] in html  # the report says what each test asks
+    meta = json.loads((out / "disjointedness.json").read_text())
+    assert meta["settings"]["n_permutations"] == 50 and meta["provenance"]["options"]["permutations"] == 50
     # The CSV equals the library's own result (the CLI adds nothing of its own).
     add = pd.read_csv(out / "additivity.csv")
     ref = pj.additivity_scores(screen).to_frame()
@@ -130,13 +142,21 @@ def test_demo_cli_writes_a_report(tmp_path):
     assert "Report:" in res.output
     html = (out / "report.html").read_text()
     for needle in ("Disjointedness, RBF kernel", "Disjointedness, Matern-2.5", "Additivity", "Separability, k-NN KL",
-                   "D.1.1", "Choosing pairs to run next", "Settings and timings", "data:image/png;base64"):
-        assert needle in html
+                   "D.1.1", "Choosing pairs to run next", "Settings, provenance and timings", "data:image/png;base64",
+                   "negative MMD² is not an error", "KL estimate can come out negative",  # negative estimates explained
+                   "IDS (Information Directed Sampling)", "TS (Thompson sampling)", "US (uncertainty sampling)",
+                   "UCB (upper confidence bound)", "it can fall"):  # policy names spelled out, regret labelled
+        assert needle in unescape(html), needle
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
     assert "NaN" not in text and ">None<" not in text  # missing values read as "not applicable", defaults resolved
     assert "smallest attainable p-value is 1/21" in html
     summary = pd.read_csv(out / "summary.csv")
-    assert {"test", "seconds", "AUROC vs truth"} <= set(summary.columns)
+    assert {"score", "screen", "seconds", "AUROC vs truth"} <= set(summary.columns)
+    # the headline shows each score where its question applies
+    where = dict(zip(summary.score.str.split(",").str[0].str.split(" ").str[0], summary.screen))
+    assert where == {"Disjointedness": "latent-factor", "Additivity": "latent-factor", "Separability": "d11"}
+    for table in ("summary", "discovery", "disjointedness_rbf", "separability_knn"):
+        assert "provenance" in json.loads((out / f"{table}.json").read_text())
     table = pd.read_csv(out / "discovery.csv")
     assert list(table.policy) == ["ids", "ucb", "ts", "us", "random"]
     assert (out / "discovery.png").stat().st_size > 10_000

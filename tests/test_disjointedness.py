@@ -101,7 +101,8 @@ def test_unscorable_pairs_are_nan_with_a_reason(rng):
     with pytest.warns(pj.UnscorableWarning):
         screen = pj.Screen.from_arrays(x, labels)
     res = pj.disjointedness_scores(screen, n_permutations=19)
-    df = res.to_frame().set_index(["a", "b"])
+    assert ("B", "D") not in set(zip(res.to_frame().a, res.to_frame().b))  # never measured: only with all_pairs
+    df = res.to_frame(all_pairs=True).set_index(["a", "b"])
     assert np.isfinite(df.loc[("A", "B"), "score"]) and df.loc[("A", "B"), "reason"] == ""
     assert 0 < df.loc[("A", "B"), "p_value"] <= 1 and np.isfinite(df.loc[("A", "B"), "q_value"])
     assert np.isnan(df.loc[("A", "C"), "score"]) and "'C' has 1 observation" in df.loc[("A", "C"), "reason"]

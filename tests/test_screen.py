@@ -280,7 +280,9 @@ def test_pair_scores_from_screen_spreads_scores_and_reasons():
     assert m.shape == (3, 3) and np.isnan(np.diag(m)).all()
     assert m[0, 1] == m[1, 0] == 2.0 and np.isnan(m[0, 2])
     df = res.to_frame()
-    assert list(df.columns) == ["a", "b", "score", "p_value", "tag", "reason"]
+    # q_value follows p_value (BH by default); significant = q <= alpha; no p_floor without n_permutations
+    assert list(df.columns) == ["a", "b", "score", "p_value", "q_value", "tag", "significant", "reason"]
+    assert list(zip(df.a, df.b)) == [("A", "B"), ("A", "C"), ("B", "C")]  # measured pairs, best first, NaN last
     row = df[(df.a == "B") & (df.b == "C")].iloc[0]
     assert row.reason == "score is not finite (numerical failure)"
     assert "1 observation" in df[(df.a == "A") & (df.b == "C")].iloc[0].reason

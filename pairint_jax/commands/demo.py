@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import sys
 import time
 
 import click
@@ -17,8 +16,9 @@ __all__ = ["COMMANDS"]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="pairint_demo", show_default=True,
               help="Folder for the report, tables and figures.")
 @click.option("--screen", type=click.Choice(["latent-factor", "d11", "d13"]), default="latent-factor", show_default=True,
-              help="latent-factor: our generator with modules of interacting perturbations; d11/d13: the paper's "
-                   "separability (D.1.1) and disjointedness (D.1.3) examples.")
+              help="The main screen. latent-factor: our generator with modules of interacting perturbations; d11/d13: "
+                   "the paper's separability (D.1.1) and disjointedness (D.1.3) examples. Each score still runs on a "
+                   "screen where its question applies.")
 @click.option("--n-perturbations", type=click.IntRange(min=4), default=20, show_default=True,
               help="latent-factor only: number of single perturbations (n(n-1)/2 doubles).")
 @click.option("--n-per-condition", type=click.IntRange(min=2), default=None,
@@ -40,24 +40,27 @@ __all__ = ["COMMANDS"]
 @click.option("--posterior-samples", type=click.IntRange(min=2), default=300, show_default=True,
               help="Discovery: posterior samples per round (library default 1000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the screen and of every random step.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal).")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal or notebook).")
 @device_option
 def demo(out_dir, screen, n_perturbations, n_per_condition, dim, permutations, nre, discovery, rounds, batch, seeds,
          discovery_perturbations, svi_steps, posterior_samples, seed, progress, device):
     """Run the whole pipeline on a built-in synthetic screen and write a report.
 
     \b
-    1. generate a screen whose true interactions are known;
-    2. score every pair with every test (disjointedness RBF and Matern-2.5 with
-       p-values, additivity, separability by k-NN and by a neural ratio estimator);
-    3. simulate active discovery (IDS against the baselines) on the score matrix;
-    4. write OUT/report.html (self-contained), OUT/report.md, CSVs and PNGs.
+    1. generate screens whose true interactions are known;
+    2. score every pair with each test on a screen where its question applies:
+       disjointedness (RBF and Matern-2.5, with p-values) and additivity on the
+       latent-factor screen (disjointedness on D.1.3 with --screen d13),
+       separability (k-NN and a neural ratio estimator) on the paper's D.1.1;
+    3. simulate active discovery on the disjointedness matrix: IDS (Information
+       Directed Sampling) against UCB (upper confidence bound), TS (Thompson
+       sampling), US (uncertainty sampling) and random choice;
+    4. write OUT/report.html (self-contained), OUT/report.md, CSVs with a JSON of
+       settings and provenance each, and PNGs.
     """
     from pairint_jax.demo import DemoConfig, run_demo
 
     dev = select_device(device)
-    if progress is None:
-        progress = sys.stderr.isatty()
     click.echo(f"pairint demo on {dev}")
     cfg = DemoConfig(screen=screen, n_perturbations=n_perturbations, n_per_condition=n_per_condition, dim=dim,
                      seed=seed, permutations=permutations, nre=nre, discovery=discovery, rounds=rounds, batch=batch,

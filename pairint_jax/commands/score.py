@@ -1,16 +1,19 @@
-"""``pairint score``: score every pair of a user's screen file, write CSV + heatmap PNG."""
+"""``pairint score``: score every pair of a user's screen file; write CSV + JSON + PNG per test and ``report.html``."""
 
 from __future__ import annotations
 
 import pathlib
+import shlex
 import sys
 import time
+import warnings
 
 import click
+import numpy as np
 
-from pairint_jax.commands.common import device_option, load_screen, screen_options, select_device
+from pairint_jax.commands.common import device_option, load_screen_and_provenance, screen_options, select_device
 
-__all__ = ["COMMANDS", "run_test", "save_scores"]
+__all__ = ["COMMANDS", "run_test"]
 
 TESTS = ("disjointedness", "additivity", "separability")
 
@@ -30,7 +33,7 @@ def _parse_bandwidth(value: str):
     return value
 
 
-def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts):
+def run_test(screen, test: str, *, seed: int = 0, progress: bool | None = None, **opts):
     """Run one test with CLI-style options; returns ``PairScores``.
 
     ``opts`` may hold: kernel, bandwidth, permutations, null, stream (disjointedness);
@@ -74,26 +77,6 @@ def run_test(screen, test: str, *, seed: int = 0, progress: bool = False, **opts
             mesh=opts.get("mesh"),
         )
     raise click.BadParameter(f"unknown test {test!r}; choose from {TESTS}.")
-
-
-def save_scores(res, out: pathlib.Path, name: str, *, title: str, groups=None, highlight=(),
-                highlight_label: str = "highlighted pair") -> tuple[pathlib.Path, pathlib.Path]:
-    """Write ``<name>.csv`` (the tidy table) and ``<name>.png`` (the heatmap) into ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from pairint_jax.plotting import plot_pair_heatmap
-
-    out.mkdir(parents=True, exist_ok=True)
-    csv = out / f"{name}.csv"
-    png = out / f"{name}.png"
-    res.to_frame().to_csv(csv, index=False)
-    fig = plot_pair_heatmap(res, groups=groups, highlight=list(highlight), title=title, highlight_label=highlight_label)
-    fig.savefig(png, dpi=130)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return csv, png
 
 
 def _read_groups(path):
@@ -158,18 +141,28 @@ def _parse_pairs(text: str | None, sep: str):
                    "(for screens larger than device memory).")
 @click.option("--force-high-dim", is_flag=True, default=False,
               help="Separability (knn): run k-NN KL on more than 4,096 features anyway (it warns above 512).")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Level of the 'significant' column (q_value <= alpha).")
+@click.option("--correction", type=click.Choice(["bh", "holm"]), default="bh", show_default=True,
+              help="Multiple testing: bh = Benjamini-Hochberg (false discovery rate), holm = Holm (family-wise error).")
+@click.option("--all-pairs", is_flag=True, default=False,
+              help="List every pair in the CSVs, not only the measured ones (the rest say 'not in screen').")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal or notebook).")
 @device_option
 def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, estimator, k, dim,
           encoder, tau, epochs, batch_size, learning_rate, model_path, save_model, groups_path, highlight, seed, top,
-          devices, stream, force_high_dim, progress, device):
+          devices, stream, force_high_dim, alpha, correction, all_pairs, progress, device):
     """Score every pair of the screen in PATH (.h5ad, .npz or .parquet).
 
     \b
-    Writes, for each test, OUT/<test>.csv with one row per pair
-    (a, b, score, the test's columns such as p_value, q_value, bandwidth or kl_a,
-    and a reason for pairs that cannot be scored) and OUT/<test>.png, a heatmap.
-    The CSV feeds 'pairint observe' directly.
+    Writes into OUT, for each test:
+      <test>.csv   one row per measured pair, best first: a, b, score, the test's
+                   columns (p_value, q_value, significant, p_floor, bandwidth, kl_a ...)
+                   and a reason for pairs that cannot be scored;
+      <test>.json  the settings and provenance (input file, versions, device);
+      <test>.png   the heatmap, and <test>_pairs.png (volcano or ranked dots);
+    and report.html (+ report.md): tables, plots, settings, provenance and what
+    each test asks. The CSV feeds 'pairint observe' directly.
 
     \b
     Examples:
@@ -178,9 +171,7 @@ def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, est
       pairint score screen.parquet --test separability --estimator nre --epochs 30
     """
     dev = select_device(device)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    screen = load_screen(path, **read)
+    screen, read_info = load_screen_and_provenance(path, **read)
     click.echo(screen.summary())
     click.echo(f"device: {dev}")
     chosen = TESTS if "all" in tests else tuple(dict.fromkeys(tests))
@@ -199,6 +190,7 @@ def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, est
     groups = _read_groups(groups_path)
     pairs = _parse_pairs(highlight, read["sep"])
     out = pathlib.Path(out_dir)
+    results = {}
     for test in chosen:
         t0 = time.perf_counter()
         try:
@@ -206,18 +198,55 @@ def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, est
         except (ValueError, TypeError) as err:
             raise click.ClickException(f"{test}: {err}") from err
         elapsed = time.perf_counter() - t0
+        results[test] = res.with_correction(correction) if "p_value" in res.columns else res
         label = {"disjointedness": f"disjointedness (MMD², {kernel}, bandwidth {bandwidth})",
                  "separability": f"separability ({estimator})", "additivity": "additivity"}[test]
-        csv, png = save_scores(res, out, test, title=label, groups=groups, highlight=pairs)
-        scored = int((res.to_frame()["reason"] == "").sum())
-        click.secho(f"\n{label}: {scored} pairs scored in {elapsed:.1f} s -> {csv}, {png}", bold=True)
+        scored = int(np.isfinite(res.score).sum())
+        click.secho(f"\n{label}: {scored} of {int(res.is_measured.sum())} measured pairs scored in {elapsed:.1f} s", bold=True)
         if top:
-            click.echo(res.top(top).to_string(index=False))
+            click.echo(results[test].top(top, alpha=alpha).to_string(index=False))
         if test == "separability" and save_model and estimator == "nre":
             import pairint_jax as pj
 
             pj.nre.save_nre(save_model, res.settings["nre_model"])
             click.echo(f"saved the trained critic to {save_model}")
+    written = _write_outputs(results, out, screen, alpha=alpha, all_pairs=all_pairs, groups=groups, highlight=pairs,
+                             provenance=_input_provenance(path, read=read_info, seed=seed))
+    for test, paths in written["files"].items():
+        click.echo(f"{test}: " + ", ".join(str(p) for p in paths.values()))
+    click.secho(f"Report: {pathlib.Path(written['report']['html']).resolve()}", bold=True, fg="green")
+
+
+def _input_provenance(path, **options) -> dict:
+    """The input file (absolute path, size, modification time), the reading options and the command line."""
+    import datetime
+
+    p = pathlib.Path(path).resolve()
+    st = p.stat()
+    return {
+        "input": {"file": str(p), "size_bytes": st.st_size,
+                  "modified": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")},
+        "read_options": options,
+        # the command line when run as `pairint ...`; every resolved option in any case
+        "command": " ".join(shlex.quote(a) for a in ["pairint", *sys.argv[1:]])
+        if pathlib.Path(sys.argv[0]).name.startswith("pairint") else "",
+        "options": dict(click.get_current_context().params),
+    }
+
+
+def _write_outputs(results, out, screen, *, alpha, all_pairs, groups, highlight, provenance):
+    """CSV + JSON + PNGs per test and report.html, printing the library's warnings (e.g. the p-value floor)."""
+    from pairint_jax.report import write_score_report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = write_score_report(results, out, screen=screen, alpha=alpha, all_pairs=all_pairs, groups=groups,
+                                     highlight=highlight, provenance=provenance, command=provenance["command"],
+                                     title=f"pairint score: {pathlib.Path(provenance['input']['file']).name}")
+    shown = [w for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))]
+    for message in dict.fromkeys(str(w.message) for w in shown):
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+    return written
 
 
 COMMANDS = [score]

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._progress import resolve_progress
 from pairint_jax._validate import as_key, ceil_div, positive_int
 from pairint_jax.nre.encoders import Critic, make_encoder
 from pairint_jax.nre.train import nre_trainer, stratified_split, train_loop
@@ -138,7 +139,7 @@ def fit_nre(
     marginal: str = "all",
     standardize: bool = True,
     select: str = "accuracy",
-    progress: bool = False,
+    progress: bool | None = None,
 ):
     """Train a contrastive ratio estimator over all classes and keep its best epoch.
 
@@ -159,7 +160,8 @@ def fit_nre(
         vectors, one scalar for images).
       select: keep the epoch with the best validation ``"accuracy"`` (default, the
         paper's rule) or the lowest validation ``"loss"``.
-      progress: show a progress bar with loss and accuracy.
+      progress: a progress bar with loss and accuracy: True, False, or None (default) for on
+        when a person is watching (a terminal or a notebook).
 
     Returns:
       :class:`TrainedNRE`.
@@ -174,6 +176,7 @@ def fit_nre(
       >>> nre.logits(x[:3]).shape
       (3, 2)
     """
+    progress = resolve_progress(progress)
     x = np.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"x must be [N, *feature_shape], got shape {x.shape}.")

@@ -330,7 +330,7 @@ def train_loop(
     *,
     epochs: int,
     batch_size: int,
-    progress: bool = False,
+    progress: bool | None = None,
     desc: str = "NRE",
     select: str = "accuracy",
 ):
@@ -338,7 +338,8 @@ def train_loop(
 
     The kept variables are those of the epoch with the highest validation accuracy
     (``select="accuracy"``, the paper's rule; the first such epoch on ties) or the
-    lowest validation loss (``select="loss"``).
+    lowest validation loss (``select="loss"``). ``progress=None`` shows a bar over epochs when
+    a person is watching (a terminal or a notebook).
     """
     if select not in ("accuracy", "loss"):
         raise ValueError(f"select must be 'accuracy' or 'loss', got {select!r}.")

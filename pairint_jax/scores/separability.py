@@ -25,6 +25,7 @@ import numpy as np
 
 from pairint_jax._progress import progress as _progress
 from pairint_jax._validate import as_key, nonnegative_int, positive_int, renamed_keywords
+from pairint_jax._progress import resolve_progress
 from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
 from pairint_jax.parallel import check_mesh, shard_leading
 from pairint_jax.results import PairScores, pair_scores_from_screen
@@ -246,7 +247,7 @@ def separability_scores(
     model: TrainedNRE | None = None,
     eval_on: str = "heldout",
     key=None,
-    progress: bool = False,
+    progress: bool | None = None,
     conditions_per_chunk: int | None = None,
     block_size: int | None = None,
     max_duplicates: int = 8,
@@ -284,7 +285,8 @@ def separability_scores(
         data it was trained on) or ``"all"`` (every observation; for new data).
       key: (nre) PRNG key for the split, initialisation and training (keyword only; a typed
         key, a legacy ``uint32[2]`` key or an int seed). ``None`` uses ``jax.random.key(0)``.
-      progress: show progress bars (k-NN buckets, NRE epochs with loss and accuracy).
+      progress: progress bars (k-NN buckets, NRE epochs with loss and accuracy): True, False, or
+        None (default) for on when a person is watching (a terminal or a notebook).
       conditions_per_chunk: (knn) conditions per vmapped chunk (formerly ``chunk_size``); default bounds one block of
         distances to about 2^27 numbers.
       block_size: (knn) control rows per block (same default rule).
@@ -328,6 +330,7 @@ def separability_scores(
     if eval_on not in ("heldout", "all"):
         raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
     key = as_key(key)
+    progress = resolve_progress(progress)
     settings: dict = {"estimator": estimator}
     _check_representation(screen, estimator, force_high_dim)
     if estimator == "knn":

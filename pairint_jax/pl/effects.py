@@ -1,0 +1,149 @@
+"""Observed against expected shifts of the doubles: is ``Δ_ij`` the sum ``Δ_i + Δ_j``?
+
+``Δ_g = μ_g - μ_0`` is the shift of condition ``g``'s mean observation from the control's.
+Under additivity a double's shift is the sum of its singles' shifts; the plot puts one dot
+per scorable pair at (expected, observed) after projecting both vectors on one direction,
+so additive pairs fall on the diagonal, pairs above it move further than the sum
+(synergy), pairs below it less (buffering).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from pairint_jax.pl._common import as_matrix, finish, new_figure
+from pairint_jax.pl.pairs import _highlight_set, _name
+
+__all__ = ["observed_vs_expected", "group_means"]
+
+
+def group_means(screen) -> np.ndarray:
+    """``[G, d]`` float64 mean observation of every condition of ``screen`` (flattened features).
+
+    Works for dense and ``scipy.sparse`` observations: one sparse indicator product, never
+    a copy of ``x`` per group.
+    """
+    from scipy import sparse
+
+    x = screen.x
+    n = x.shape[0]
+    if not sparse.issparse(x):
+        x = np.asarray(x).reshape(n, -1)
+    gid = np.asarray(screen.group_ids)
+    counts = np.asarray(screen.counts, dtype=np.float64)
+    ind = sparse.csr_matrix((np.ones(n), (gid, np.arange(n))), shape=(len(counts), n))
+    sums = ind @ x
+    sums = sums.toarray() if sparse.issparse(sums) else np.asarray(sums)
+    return sums.astype(np.float64) / counts[:, None]
+
+
+def _direction(direction, single_shifts: np.ndarray):
+    if isinstance(direction, str):
+        if direction == "expected":
+            return None, "the expected shift Δ_i + Δ_j of each pair"
+        if direction == "pc1":
+            _, _, vt = np.linalg.svd(single_shifts, full_matrices=False)
+            u = vt[0]
+            if (single_shifts @ u).sum() < 0:
+                u = -u
+            return u, "the first principal axis of the singles' shifts"
+        raise ValueError(f"direction must be 'expected', 'pc1' or a [d] vector; got {direction!r}.")
+    u = np.asarray(direction, dtype=np.float64).reshape(-1)
+    if u.shape[0] != single_shifts.shape[1] or not np.isfinite(u).all() or not np.linalg.norm(u) > 0:
+        raise ValueError(f"direction must be a finite non-zero vector of length d = {single_shifts.shape[1]}, got shape {u.shape}.")
+    return u / np.linalg.norm(u), "the given direction"
+
+
+def observed_vs_expected(
+    screen,
+    scores=None,
+    *,
+    direction="expected",
+    max_labels: int = 10,
+    highlight: Iterable[tuple[str, str]] = (),
+    cmap: str = "viridis",
+    title: str | None = None,
+    figsize: tuple[float, float] = (5.5, 5.0),
+    ax=None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    dpi: int = 150,
+):
+    """Observed shift ``Δ_ij`` against the expected ``Δ_i + Δ_j``, projected on one direction.
+
+    Directions (``direction=``):
+
+    * ``"expected"`` (default): each pair on its own expected shift ``e = Δ_i + Δ_j``:
+      x = ``||e||``, y = ``Δ_ij · e / ||e||``. The diagonal is additivity along the direction
+      the singles predict; this works in any dimension and needs no common axis.
+    * ``"pc1"``: every pair on the first principal axis ``u`` of the singles' shifts (the
+      leading right singular vector of the ``[n, d]`` matrix of ``Δ_i``, signed so that the
+      shifts project positively): x = ``e · u``, y = ``Δ_ij · u``.
+    * a ``[d]`` vector: the same with that direction.
+
+    Args:
+      screen: the :class:`~pairint_jax.Screen` the scores came from (its group means are needed).
+      scores: optional :class:`~pairint_jax.PairScores` or square DataFrame: colours the dots
+        and picks the pairs to name (the highest scores); without it, the pairs furthest from
+        the diagonal are named.
+      direction: see above.
+      max_labels: how many pairs to name.
+      highlight: ``(a, b)`` pairs to circle and name.
+      cmap, title, figsize, ax, show, save, dpi: as in :func:`pairint_jax.pl.heatmap`.
+
+    Returns:
+      The matplotlib ``Figure`` (None when ``show=True``).
+    """
+    if len(screen.pairs) == 0:
+        raise ValueError("the screen has no scorable pair (control, both singles and the double measured).")
+    mu = group_means(screen)
+    shift = mu - mu[0]
+    ij, _, i, j = (np.asarray(screen.pair_groups)[:, k] for k in range(4))
+    single_groups = np.asarray(screen.single_groups)
+    singles = shift[single_groups[single_groups >= 0]]
+    expected, observed = shift[i] + shift[j], shift[ij]
+    u, what = _direction(direction, singles)
+    if u is None:
+        norm = np.linalg.norm(expected, axis=1)
+        x = norm
+        y = np.einsum("pd,pd->p", observed, expected) / np.where(norm > 0, norm, 1.0)
+        xlabel, ylabel = "expected: ||Δ_i + Δ_j||", "observed: Δ_ij along Δ_i + Δ_j"
+    else:
+        x, y = expected @ u, observed @ u
+        xlabel, ylabel = "expected: (Δ_i + Δ_j) · u", "observed: Δ_ij · u"
+    names = [str(p) for p in screen.perturbations]
+    pairs = np.asarray(screen.pairs)
+    colour = None
+    if scores is not None:
+        snames, mat, _, clabel = as_matrix(scores)
+        pos = {p: k for k, p in enumerate(snames)}
+        colour = np.array([mat[pos[names[a]], pos[names[b]]] if names[a] in pos and names[b] in pos else np.nan
+                           for a, b in pairs])
+    fig, ax = new_figure(ax, figsize, show=show)
+    lo, hi = float(min(x.min(), y.min(), 0.0)), float(max(x.max(), y.max(), 0.0))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=0.8, ls="--", label="additive (observed = expected)")
+    if colour is not None and np.isfinite(colour).any():
+        sc = ax.scatter(x, y, c=np.ma.masked_invalid(colour), cmap=cmap, s=18, lw=0, plotnonfinite=True)
+        fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04).set_label(clabel)
+        rank_key = np.where(np.isfinite(colour), -colour, np.inf)
+    else:
+        ax.scatter(x, y, s=18, lw=0, color="#1f77b4")
+        rank_key = -np.abs(y - x)
+    named = set(np.argsort(rank_key, kind="stable")[:max_labels].tolist())
+    hl = _highlight_set(highlight)
+    for k, (a, b) in enumerate(pairs):
+        if (names[a], names[b]) in hl:
+            ax.scatter([x[k]], [y[k]], s=70, facecolors="none", edgecolors="red", lw=1.2)
+            named.add(k)
+    for k in sorted(named):
+        _name(ax, x[k], y[k], f"{names[pairs[k, 0]]}+{names[pairs[k, 1]]}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else f"observed vs expected shift from control\n(projected on {what})", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return finish(fig, show=show, save=save, dpi=dpi)
