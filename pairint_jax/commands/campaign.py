@@ -8,7 +8,7 @@ import pathlib
 
 import click
 
-from pairint_jax.commands.common import _cli_errors, device_option, select_device
+from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, select_device
 
 __all__ = ["COMMANDS"]
 
@@ -28,7 +28,7 @@ def _read_names(perturbations: str) -> list[str]:
 @click.option("--batch", default=10, show_default=True, help="Pairs per proposed batch.")
 @click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "random"]), default="ids", show_default=True,
               help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, random.")
-@click.option("--seed", default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
 @click.option("--rank", default=5, show_default=True, help="Rank m of the low-rank model of the score matrix.")
 @click.option("--steps", default=5000, show_default=True, help="SVI steps per fit.")
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
@@ -42,6 +42,7 @@ def campaign_init(folder, perturbations, batch, policy, seed, rank, steps, num_s
     Then loop:  pairint propose FOLDER   ->  run the pairs in the lab  ->  pairint score ...
                 pairint observe FOLDER scores.csv  ->  pairint propose FOLDER  -> ...
     """
+    check_writable(folders={"FOLDER": folder})
     from pairint_jax.discovery.campaign import Campaign
 
     names = _read_names(perturbations)
@@ -71,6 +72,7 @@ def propose(folder, out, progress, device):
 
     Proposing again before observing anything new prints the same batch.
     """
+    check_writable(folders={"FOLDER": folder}, files={"--out": out})
     select_device(device)
     from pairint_jax.discovery.campaign import Campaign
 
@@ -99,6 +101,7 @@ def observe(folder, scores, score_column):
     a reason (unscorable pairs) are skipped with a message. Re-observing a pair with the
     same score is harmless; a different score is an error.
     """
+    check_writable(folders={"FOLDER": folder})
     import pandas as pd
 
     c = _open(folder)

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from pairint_jax.commands.common import device_option, load_screen, screen_options, select_device
+from pairint_jax.commands.common import SEED, check_writable, device_option, load_screen, screen_options, select_device
 
 __all__ = ["COMMANDS", "run_test", "save_scores"]
 
@@ -145,7 +145,7 @@ def _parse_pairs(text: str | None, sep: str):
 @click.option("--groups", "groups_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV (perturbation, group) used to order the heatmap, e.g. by pathway.")
 @click.option("--highlight", default=None, help="Pairs to outline on the heatmap, e.g. 'A+B,C+D'.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (permutations, NRE).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (permutations, NRE).")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Print the top pairs of each test.")
 @click.option("--devices", type=click.Choice(["one", "all"]), default="one", show_default=True,
               help="all: shard the pairs (and conditions) over every visible device with a jax Mesh.")
@@ -171,6 +171,7 @@ def score(path, key, obsm, features, control, sep, tests, out_dir, kernel, bandw
       pairint score screen.npz --test all --out results/
       pairint score screen.parquet --test separability --estimator nre --epochs 30
     """
+    check_writable(folders={"--out": out_dir}, files={"--save-model": save_model})
     dev = select_device(device)
     if progress is None:
         progress = sys.stderr.isatty()
