@@ -175,7 +175,7 @@ def test_bad_input(rng):
     screen = small_screen(rng, n_ctrl=30, n=20)
     with pytest.raises(ValueError, match="estimator must be one of"):
         pj.separability_scores(screen, estimator="mine")
-    with pytest.raises(ValueError, match="k must be a positive int"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         pj.separability_scores(screen, k=0)
     with pytest.raises(ValueError, match="control 'ctrl' has 30 observations; .* k=40"):
         pj.separability_scores(screen, k=40)
