@@ -37,7 +37,7 @@ class _Pairint(click.Group):
             click.echo("\npairint: interrupted (Ctrl-C).", err=True)
             ctx.exit(common.INTERRUPTED)
         except Exception as err:
-            if ctx.params.get("debug"):
+            if common.debugging():
                 raise
             raise click.ClickException(common.describe_error(err)) from err
 

@@ -90,6 +90,8 @@ def load_screen(path, key, obsm, features, control, sep):
         try:
             screen = read_screen(path, key=key, obsm=obsm, features=features, control=controls, sep=sep)
         except Exception as err:
+            if debugging():
+                raise
             raise click.ClickException(_screen_file_error(path, err)) from err
     for w in caught:
         click.secho(f"warning: {w.message}", fg="yellow", err=True)
@@ -104,12 +106,21 @@ def _cli_errors(f):
         try:
             return f(*args, **kwargs)
         except ValueError as err:
+            if debugging():
+                raise
             raise click.ClickException(str(err)) from err
 
     return wrapper
 
 
 # ----------------------------------------------------------------------------- errors
+
+
+def debugging() -> bool:
+    """Whether ``pairint --debug`` is on: then errors keep their traceback."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+
 
 _OS_FIXES = {
     errno.EACCES: "check its permissions or choose another location",
