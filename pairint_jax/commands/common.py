@@ -188,10 +188,13 @@ def describe_error(err: BaseException) -> str:
     )
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _raised_by_pairint(err: BaseException) -> bool:
     """Whether ``err`` was raised by pairint_jax's own checks (clear messages already)."""
     frames = traceback.extract_tb(err.__traceback__)
-    return bool(frames) and f"{os.sep}pairint_jax{os.sep}" in frames[-1].filename
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR + os.sep)
 
 
 def _screen_file_error(path, err: BaseException) -> str:
