@@ -36,7 +36,15 @@ __all__ = [
     "as_key",
     "as_bool",
     "renamed_keywords",
+    "seed",
+    "float_in_range",
+    "as_screen",
+    "SEED_LIMIT",
 ]
+
+#: Int seeds lie in ``[0, SEED_LIMIT)``: JAX builds a key from the seed's low 32 bits when
+#: 64-bit mode is off, so seed ``2**32`` would silently repeat the stream of seed 0.
+SEED_LIMIT = 2**32
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -131,8 +139,8 @@ def as_key(key, *, name: str = "key", default_seed: int | None = 0) -> jax.Array
     """A JAX PRNG key from ``key``.
 
     Accepted: a typed key (``jax.random.key(seed)``), a legacy ``uint32[2]`` key
-    (``jax.random.PRNGKey(seed)``) or a non-negative int seed (``key=3`` means
-    ``jax.random.key(3)``). ``None`` means ``jax.random.key(default_seed)``; entry points
+    (``jax.random.PRNGKey(seed)``) or an int seed in ``[0, 2**32)`` (``key=3`` means
+    ``jax.random.key(3)``; see :func:`seed`). ``None`` means ``jax.random.key(default_seed)``; entry points
     that pass ``default_seed=None`` require a key. Anything else is a ``TypeError`` that
     says how to make a key.
     """
@@ -142,8 +150,10 @@ def as_key(key, *, name: str = "key", default_seed: int | None = 0) -> jax.Array
             raise TypeError(f"{name} is required: {how}")
         return jax.random.key(default_seed)
     if _is_int(key):
-        if not 0 <= int(key) < 2**63:
-            raise ValueError(f"{name}: an int seed must lie in [0, 2**63), got {key!r}; {how}")
+        if not 0 <= int(key) < SEED_LIMIT:
+            raise ValueError(
+                f"{name}: an int seed must lie in [0, 2**32), got {key!r} (JAX keeps 32 bits of a seed); {how}"
+            )
         return jax.random.key(int(key))
     if isinstance(key, (jax.Array, np.ndarray)):
         dtype = key.dtype
@@ -188,6 +198,66 @@ def renamed_keywords(**renames: str) -> Callable:
         return wrapper
 
     return decorate
+def seed(name: str, value) -> int:
+    """``value`` as an int seed in ``[0, 2**32)`` (:data:`SEED_LIMIT`).
+
+    Larger seeds are refused rather than wrapped: with 64-bit mode off JAX keeps only the
+    low 32 bits, so ``2**32`` would give the same random numbers as ``0``.
+    """
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int seed in [0, 2**32), got {value!r} ({type(value).__name__}).")
+    if not 0 <= int(value) < SEED_LIMIT:
+        raise ValueError(
+            f"{name}: an int seed must lie in [0, 2**32) = [0, {SEED_LIMIT - 1}], got {value!r} "
+            "(JAX keeps 32 bits of a seed, so larger seeds would repeat smaller ones)."
+        )
+    return int(value)
+
+
+def float_in_range(
+    name: str, value, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+    high_open: bool = False, hint: str = "",
+) -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high``.
+
+    Each bound is inclusive unless ``low_open``/``high_open``; ``None`` leaves that side open.
+    Bools and strings are a ``TypeError``; NaN, infinities and values outside the interval a
+    ``ValueError`` that prints the interval.
+    """
+    out = finite_float(name, value, hint=hint)
+    below = low is not None and (out <= low if low_open else out < low)
+    above = high is not None and (out >= high if high_open else out > high)
+    if below or above:
+        left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+        right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must lie in {left}, {right}, got {value!r}.{_h(hint)}")
+    return out
+
+
+def as_screen(value, *, caller: str, name: str = "screen"):
+    """``value`` if it is a :class:`~pairint_jax.Screen`, else a ``TypeError`` saying how to build one.
+
+    Args:
+      value: what the user passed.
+      caller: the public function, for the message (e.g. ``"separability_scores"``).
+      name: the parameter's name.
+    """
+    from pairint_jax.screen import Screen  # lazy: screen.py sits above this module
+
+    if isinstance(value, Screen):
+        return value
+    kind = type(value).__name__
+    if kind == "AnnData":
+        how = "build one with pj.io.from_anndata(adata, groupby='perturbation') (the obs column of condition labels), or score it directly with pj.score_adata(adata)"
+    elif isinstance(value, str) or hasattr(value, "__fspath__"):
+        how = "read the file first: screen = pj.read_screen(path)"
+    else:
+        how = (
+            "build one with pj.Screen.from_arrays(x, labels, control='ctrl') (x: [N, ...] observations, labels: "
+            "[N] condition labels such as 'ctrl', 'A', 'A+B'), or read a file with pj.read_screen(path)"
+        )
+    shape = f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""
+    raise TypeError(f"{caller} expects a Screen as {name}, got {kind}{shape}; {how}.")
 
 
 def _short(value) -> str:

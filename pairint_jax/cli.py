@@ -18,9 +18,35 @@ from pairint_jax.commands import common
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+class _Pairint(click.Group):
+    """The command group with the one error handler of the CLI.
+
+    Any exception a command lets through becomes ONE line on stderr (``Error: ...``,
+    naming the file or parameter and the fix; see :func:`~pairint_jax.commands.common.describe_error`)
+    and exit code 1; ``--debug`` shows the traceback instead. ``KeyboardInterrupt`` gives
+    exit code 130. (The ``pairint`` program itself handles Ctrl-C before Python can raise
+    ``KeyboardInterrupt``: see ``_pairint_entry``.)
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\npairint: interrupted (Ctrl-C).", err=True)
+            ctx.exit(common.INTERRUPTED)
+        except Exception as err:
+            if common.debugging():
+                raise
+            raise click.ClickException(common.describe_error(err)) from err
+
+
+@click.group(cls=_Pairint, context_settings=CONTEXT)
 @click.version_option(package_name="pairint_jax", prog_name="pairint")
-def main() -> None:
+@click.option("--debug", is_flag=True, default=False, envvar="PAIRINT_DEBUG",
+              help="On an error, show the full Python traceback instead of the one-line message.")
+def main(debug: bool) -> None:
     """pairint: find pairwise interactions between perturbations (gene knockouts, drugs,
     guides) directly from unstructured readouts, and choose which pairs to run next.
 
@@ -28,6 +54,7 @@ def main() -> None:
     The lab loop:  pairint score screen.h5ad  ->  pairint observe  ->  pairint propose
     Try it first:  pairint demo
     Every command explains its options with --help.
+    Errors are one line; `pairint --debug COMMAND ...` shows the traceback.
     """
 
 
@@ -42,4 +69,6 @@ def _register() -> None:
 _register()
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from _pairint_entry import main as _run
+
+    _run()

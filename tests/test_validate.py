@@ -88,3 +88,52 @@ def test_compile_log_counts_recompilation_only():
         f(jnp.ones(3))
         f(jnp.ones(5))
     assert log.count("doubled") == 1
+
+
+def test_seed_is_an_int_in_0_to_2_32_because_jax_keeps_32_bits():
+    assert V.seed("seed", 0) == 0 and V.seed("seed", np.uint32(2**32 - 1)) == 2**32 - 1
+    # the reason for the bound: with 64-bit mode off, seed 2**32 gives the key of seed 0
+    same = jax.random.key_data(jax.random.key(2**32)) == jax.random.key_data(jax.random.key(0))
+    assert bool(np.all(np.asarray(same))) or jax.config.jax_enable_x64
+    for bad, exc in [(-1, ValueError), (2**32, ValueError), (10**23, ValueError), (1.0, TypeError), (True, TypeError)]:
+        with pytest.raises(exc, match="seed"):
+            V.seed("seed", bad)
+
+
+@pytest.mark.parametrize(
+    "kw,value,ok",
+    [
+        (dict(low=1.0), 1.0, True),
+        (dict(low=1.0, low_open=True), 1.0, False),
+        (dict(low=1.0), 0.999, False),
+        (dict(high=2.0), 2.0, True),
+        (dict(high=2.0, high_open=True), 2.0, False),
+        (dict(low=0.0, high=1.0), 0.5, True),
+        (dict(low=0.0, high=1.0), 1.5, False),
+        (dict(), -1e300, True),
+    ],
+)
+def test_float_in_range_bounds(kw, value, ok):
+    if ok:
+        assert V.float_in_range("dim", value, **kw) == value
+    else:
+        with pytest.raises(ValueError, match=r"dim must lie in [\[\(]"):
+            V.float_in_range("dim", value, **kw)
+
+
+def test_float_in_range_refuses_non_numbers_and_non_finite():
+    with pytest.raises(TypeError, match="dim"):
+        V.float_in_range("dim", "3", low=1.0)
+    with pytest.raises(ValueError, match="dim must be finite"):
+        V.float_in_range("dim", float("nan"), low=1.0)
+
+
+def test_as_screen_says_how_to_build_a_screen():
+    import pairint_jax as pj
+
+    screen = pj.Screen.from_arrays(np.zeros((4, 2)) + np.arange(4)[:, None], ["ctrl", "ctrl", "A", "A"], warn=False)
+    assert V.as_screen(screen, caller="f") is screen
+    with pytest.raises(TypeError, match=r"f expects a Screen as screen, got ndarray of shape \(3, 2\); .*from_arrays"):
+        V.as_screen(np.zeros((3, 2)), caller="f")
+    with pytest.raises(TypeError, match=r"read_screen\(path\)"):
+        V.as_screen("screen.h5ad", caller="f")

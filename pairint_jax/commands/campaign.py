@@ -8,7 +8,7 @@ import pathlib
 
 import click
 
-from pairint_jax.commands.common import _cli_errors, device_option, select_device
+from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, select_device
 
 __all__ = ["COMMANDS"]
 
@@ -28,7 +28,7 @@ def _read_names(perturbations: str) -> list[str]:
 @click.option("--batch", default=10, show_default=True, help="Pairs per proposed batch.")
 @click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "random"]), default="ids", show_default=True,
               help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, random.")
-@click.option("--seed", default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
 @click.option("--rank", default=5, show_default=True, help="Rank m of the low-rank model of the score matrix.")
 @click.option("--steps", default=5000, show_default=True, help="SVI steps per fit.")
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
@@ -42,6 +42,7 @@ def campaign_init(folder, perturbations, batch, policy, seed, rank, steps, num_s
     Then loop:  pairint propose FOLDER   ->  run the pairs in the lab  ->  pairint score ...
                 pairint observe FOLDER scores.csv  ->  pairint propose FOLDER  -> ...
     """
+    check_writable(folders={"FOLDER": folder})
     from pairint_jax.discovery.campaign import Campaign
 
     names = _read_names(perturbations)
@@ -71,6 +72,7 @@ def propose(folder, out, progress, device):
 
     Proposing again before observing anything new prints the same batch.
     """
+    check_writable(folders={"FOLDER": folder}, files={"--out": out})
     select_device(device)
     from pairint_jax.discovery.campaign import Campaign
 
@@ -99,25 +101,11 @@ def observe(folder, scores, score_column):
     a reason (unscorable pairs) are skipped with a message. Re-observing a pair with the
     same score is harmless; a different score is an error.
     """
+    check_writable(folders={"FOLDER": folder})
     import pandas as pd
 
     c = _open(folder)
-    try:
-        df = pd.read_csv(scores, dtype={"a": str, "b": str}, keep_default_na=True)
-    except Exception as err:  # pandas raises several types for malformed files
-        raise click.ClickException(f"cannot read {scores} as CSV: {err}") from err
-    missing = [col for col in ("a", "b", score_column) if col not in df.columns]
-    if missing:
-        raise click.ClickException(
-            f"{scores} lacks column(s) {missing}; it has {list(df.columns)}. Expected a, b and {score_column!r} "
-            "(the CSV `pairint score` writes has them)."
-        )
-    vals = pd.to_numeric(df[score_column], errors="coerce").to_numpy(dtype=float)
-    bad_text = df[score_column].notna().to_numpy() & ~pd.notna(vals)
-    if bad_text.any():
-        row = int(bad_text.nonzero()[0][0])
-        raise click.ClickException(f"{scores}, row {row + 2}: score {df[score_column].iloc[row]!r} is not a number.")
-    reason = df["reason"].fillna("").astype(str).str.strip() if "reason" in df.columns else pd.Series([""] * len(df))
+    df, vals, reason = _read_scores_csv(scores, score_column)
     nan = ~pd.Series(vals).apply(math.isfinite).to_numpy()
     skip = nan & (reason.to_numpy() != "")
     unexplained = nan & ~skip
@@ -136,6 +124,49 @@ def observe(folder, scores, score_column):
     res = c.observe(pairs, vals[keep])
     click.echo(f"recorded {res.added} new observation(s) in round {res.round}; {res.unchanged} already known")
     click.echo(repr(c))
+
+
+#: Spellings of a missing score (pandas' defaults); they apply to the score column only, never to names.
+_MISSING_SCORE = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+
+
+def _read_scores_csv(path, score_column: str):
+    """The rows of a scores CSV: ``(table of str, [R] float64 scores, [R] reasons)``.
+
+    Every cell is read as text, so perturbations named ``NA``, ``None``, ``null`` or ``nan``
+    stay names; scores are parsed with Python's ``float`` (correctly rounded, so a score
+    round-trips bit for bit); a missing score is NaN.
+    """
+    import numpy as np
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except Exception as err:  # pandas raises several types for malformed files
+        raise click.ClickException(f"cannot read {path} as CSV: {' '.join(str(err).split())}") from err
+    missing = [col for col in ("a", "b", score_column) if col not in df.columns]
+    if missing:
+        raise click.ClickException(
+            f"{path} lacks column(s) {missing}; it has {list(df.columns)}. Expected a, b and {score_column!r} "
+            "(the CSV `pairint score` writes has them)."
+        )
+    if len(df) == 0:
+        raise click.ClickException(
+            f"{path} has a header but no rows: there are no pair scores to record (`pairint score` writes such a "
+            "file when the screen has no scorable pairs)."
+        )
+    vals = np.empty(len(df))
+    for row, text in enumerate(df[score_column]):
+        text = text.strip()
+        try:
+            vals[row] = math.nan if text in _MISSING_SCORE else float(text)
+        except ValueError:
+            raise click.ClickException(f"{path}, row {row + 2}: score {text!r} is not a number.") from None
+    reason = df["reason"].str.strip() if "reason" in df.columns else pd.Series([""] * len(df))
+    return df, vals, reason
 
 
 @click.command("campaign-status")

@@ -1,13 +1,39 @@
-"""Options shared by several commands, and ``pairint info``."""
+"""Options shared by several commands, the CLI's error messages, and ``pairint info``."""
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import pathlib
+import tempfile
+import traceback
 import warnings
+import zipfile
+from collections.abc import Mapping
 
 import click
 
-__all__ = ["COMMANDS", "device_option", "screen_options", "load_screen", "load_screen_and_provenance", "select_device"]
+from pairint_jax._validate import SEED_LIMIT
+
+__all__ = [
+    "COMMANDS",
+    "INTERRUPTED",
+    "SEED",
+    "check_writable",
+    "describe_error",
+    "device_option",
+    "load_screen",
+    "load_screen_and_provenance",
+    "screen_options",
+    "select_device",
+]
+
+#: Exit code after Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
+
+#: The type of every ``--seed`` option: JAX keys use 32 bits of a seed.
+SEED = click.IntRange(0, SEED_LIMIT - 1)
 
 
 def select_device(name: str) -> str:
@@ -97,8 +123,10 @@ def load_screen_and_provenance(path, *, groupby="perturbation", use_rep=None, la
                 path, groupby=groupby, use_rep=use_rep, layer=layer, features=features, control=controls, sep=sep,
                 drop_unassigned=drop_unassigned, max_order=max_order,
             )
-        except (ValueError, TypeError, FileNotFoundError) as err:
-            raise click.ClickException(str(err)) from err
+        except Exception as err:
+            if debugging():
+                raise
+            raise click.ClickException(_screen_file_error(path, err)) from err
     for w in caught:
         click.secho(f"warning: {w.message}", fg="yellow", err=True)
     if not (screen.kinds == 2).any():
@@ -118,9 +146,163 @@ def _cli_errors(f):
         try:
             return f(*args, **kwargs)
         except ValueError as err:
+            if debugging():
+                raise
             raise click.ClickException(str(err)) from err
 
     return wrapper
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def debugging() -> bool:
+    """Whether ``pairint --debug`` is on: then errors keep their traceback."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+
+
+_OS_FIXES = {
+    errno.EACCES: "check its permissions or choose another location",
+    errno.EPERM: "check its permissions or choose another location",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENOSPC: "the disk is full; free some space or choose another location",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or choose another location",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.ENAMETOOLONG: "use a shorter name",
+}
+
+_SCREEN_FIXES = {
+    "h5ad": "is it a complete AnnData file? Write it again with adata.write_h5ad(path)",
+    "npz": "is it a complete archive written by np.savez(path, x=x, labels=labels)?",
+    "parquet": "is it a complete Parquet file? Write it again with df.to_parquet(path)",
+}
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _os_error(err: OSError) -> str:
+    what = err.strerror or _one_line(str(err)) or type(err).__name__
+    where = os.fspath(err.filename) if err.filename is not None else ""
+    if err.filename2 is not None:
+        where += f" -> {os.fspath(err.filename2)}"
+    fix = _OS_FIXES.get(err.errno)
+    head = f"{where}: {what}" if where else what
+    return f"{head}; {fix}." if fix else f"{head}."
+
+
+def _is_device_error(err: BaseException) -> bool:
+    return type(err).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for an exception that reached the CLI: what went wrong, where, and the fix.
+
+    ``OSError`` names the file and its problem (permission, read-only file system, full
+    disk, ...); ``ValueError``/``TypeError`` and friends from the library already name the
+    parameter and are kept, on one line; a device failure suggests how to use less memory.
+    Anything else is reported as a bug, with how to get the traceback.
+    """
+    if isinstance(err, MemoryError):
+        return "out of memory. Score fewer conditions at a time, use --stream, or run on a machine with more memory."
+    if _is_device_error(err):
+        first = _one_line(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, 300)
+        return (
+            f"the computation failed on the device: {first}. If it ran out of memory, try --stream, "
+            "--device cpu, or fewer conditions."
+        )
+    if isinstance(err, OSError) and (err.filename is not None or err.strerror):
+        return _os_error(err)
+    if isinstance(err, KeyError):
+        return f"missing key {err.args[0]!r}." if err.args else "missing key."
+    if isinstance(err, (ValueError, TypeError, OSError, EOFError, LookupError, zipfile.BadZipFile)):
+        return _one_line(str(err)) or type(err).__name__
+    return (
+        f"internal error ({type(err).__name__}: {_one_line(str(err), 300)}). This is a bug in pairint: please report "
+        "it with the traceback that `pairint --debug ...` prints."
+    )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _raised_by_pairint(err: BaseException) -> bool:
+    """Whether ``err`` was raised by pairint_jax's own checks (clear messages already)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR + os.sep)
+
+
+def _screen_file_error(path, err: BaseException) -> str:
+    """The one-line message for a screen file that could not be read."""
+    if _raised_by_pairint(err) and isinstance(err, (ValueError, TypeError, OSError)):
+        return describe_error(err)
+    suffix = str(path).lower().rsplit(".", 1)[-1]
+    fix = _SCREEN_FIXES.get(suffix, "is it a .h5ad, .npz or .parquet screen file?")
+    if isinstance(err, EOFError) or (isinstance(err, OSError) and "signature" in str(err)):
+        problem = "the file is empty or not in this format"
+    elif suffix == "npz" and "pickle" in str(err):  # numpy: neither a zip archive nor an .npy array
+        problem = "it is not an .npz archive"
+    elif isinstance(err, zipfile.BadZipFile):
+        problem = f"it is not a complete .npz (zip) archive ({_one_line(str(err), 200)})"
+    else:
+        problem = describe_error(err).rstrip(".")
+    return f"cannot read the screen file {path}: {problem}; {fix}"
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def check_writable(*, folders: Mapping[str, object] | None = None, files: Mapping[str, object] | None = None) -> None:
+    """Fail fast, before any work, unless every output of a command can be written.
+
+    Missing folders are created (the output folder itself, or a file's parent folder), then
+    a probe file is created and removed in each; an existing output file must open for
+    appending (it is not changed). ``None`` paths (options not given) are skipped.
+
+    Args:
+      folders: ``{option: folder}``, e.g. ``{"--out": "results"}``.
+      files: ``{option: file}``, e.g. ``{"--save-model": "critic.msgpack"}``.
+
+    Raises:
+      click.ClickException: one line naming the option, the path and the problem.
+    """
+    for option, value in (folders or {}).items():
+        if value is not None:
+            _probe_folder(option, pathlib.Path(value), pathlib.Path(value))
+    for option, value in (files or {}).items():
+        if value is None:
+            continue
+        path = pathlib.Path(value)
+        if path.is_dir():
+            raise click.ClickException(f"{option} {path}: it is a folder; give a file name.")
+        _probe_folder(option, path, path.parent)
+        if path.exists():
+            try:
+                with open(path, "ab"):
+                    pass
+            except OSError as err:
+                raise click.ClickException(f"{option} {path}: cannot write it ({describe_error(err).rstrip('.')}).") from err
+
+
+def _probe_folder(option: str, target: pathlib.Path, folder: pathlib.Path) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise click.ClickException(f"{option} {target}: {existing} is a file, not a folder; choose another path.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".pairint-probe-"):
+            pass
+    except OSError as err:
+        what = err.strerror or _one_line(str(err))
+        fix = _OS_FIXES.get(err.errno, "choose another location")
+        raise click.ClickException(f"{option} {target}: cannot write there ({what}); {fix}.") from err
 
 
 @click.command("info")

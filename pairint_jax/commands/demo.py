@@ -7,7 +7,7 @@ import time
 
 import click
 
-from pairint_jax.commands.common import device_option, select_device
+from pairint_jax.commands.common import SEED, check_writable, device_option, select_device
 
 __all__ = ["COMMANDS"]
 
@@ -39,7 +39,7 @@ __all__ = ["COMMANDS"]
               help="Discovery: SVI steps per posterior fit (library default 5000).")
 @click.option("--posterior-samples", type=click.IntRange(min=2), default=300, show_default=True,
               help="Discovery: posterior samples per round (library default 1000).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the screen and of every random step.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the screen and of every random step.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal or notebook).")
 @device_option
 def demo(out_dir, screen, n_perturbations, n_per_condition, dim, permutations, nre, discovery, rounds, batch, seeds,
@@ -58,6 +58,7 @@ def demo(out_dir, screen, n_perturbations, n_per_condition, dim, permutations, n
     4. write OUT/report.html (self-contained), OUT/report.md, CSVs with a JSON of
        settings and provenance each, and PNGs.
     """
+    check_writable(folders={"--out": out_dir})
     from pairint_jax.demo import DemoConfig, run_demo
 
     dev = select_device(device)

@@ -11,7 +11,7 @@ import warnings
 import click
 import numpy as np
 
-from pairint_jax.commands.common import device_option, load_screen_and_provenance, screen_options, select_device
+from pairint_jax.commands.common import SEED, check_writable, device_option, load_screen_and_provenance, screen_options, select_device
 
 __all__ = ["COMMANDS", "run_test"]
 
@@ -132,7 +132,7 @@ def _parse_pairs(text: str | None, sep: str):
 @click.option("--groups", "groups_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV (perturbation, group) used to order the heatmap, e.g. by pathway.")
 @click.option("--highlight", default=None, help="Pairs to outline on the heatmap, e.g. 'A+B,C+D'.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (permutations, NRE).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (permutations, NRE).")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Print the top pairs of each test.")
 @click.option("--devices", type=click.Choice(["one", "all"]), default="one", show_default=True,
               help="all: shard the pairs (and conditions) over every visible device with a jax Mesh.")
@@ -170,6 +170,7 @@ def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, est
       pairint score screen.npz --test all --out results/
       pairint score screen.parquet --test separability --estimator nre --epochs 30
     """
+    check_writable(folders={"--out": out_dir}, files={"--save-model": save_model})
     dev = select_device(device)
     screen, read_info = load_screen_and_provenance(path, **read)
     click.echo(screen.summary())

@@ -80,6 +80,45 @@ def save_nre(path, trained: TrainedNRE) -> str:
     return path
 
 
+_FIELDS = ("variables", "shift", "scale", "heldout", "meta")
+
+
+def _read_checkpoint(path: str) -> tuple[dict, dict]:
+    """The payload and its metadata, or a ValueError naming ``path`` and what is wrong."""
+    how = "save one with save_nre(path, trained) or `pairint score ... --save-model PATH`"
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if not data:
+        raise ValueError(f"{path!r} is empty, not a pairint_jax NRE checkpoint; {how}.")
+    try:
+        raw = fser.msgpack_restore(data)
+    except Exception as err:  # msgpack raises ValueError subclasses and UnpackException
+        raise ValueError(
+            f"{path!r} is not a pairint_jax NRE checkpoint (not readable as msgpack: {err or type(err).__name__}; "
+            f"truncated or another format?); {how}."
+        ) from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a pairint_jax NRE checkpoint (format {FORMAT!r}); {how}.")
+    missing = [k for k in _FIELDS if k not in raw]
+    try:
+        meta = json.loads(raw["meta"]) if not missing else None
+        config = meta["config"]
+        ok = (
+            isinstance(meta["class_names"], list)
+            and config["encoder"] in ("mlp", "cnn", "custom")
+            and isinstance(config["encoder_kwargs"], dict)
+            and int(config["n_classes"]) == len(meta["class_names"]) >= 2
+            and all(int(d) >= 1 for d in config["feature_shape"])
+            and isinstance(meta["history"], dict)
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
+        ok, missing = False, missing or [str(err)]
+    if missing or not ok:
+        detail = f"missing or bad field(s) {missing}" if missing else "inconsistent metadata"
+        raise ValueError(f"{path!r} is a damaged pairint_jax NRE checkpoint ({detail}); {how}.")
+    return raw, meta
+
+
 def load_nre(path, *, encoder=None) -> TrainedNRE:
     """Read an estimator written by :func:`save_nre`.
 
@@ -93,13 +132,11 @@ def load_nre(path, *, encoder=None) -> TrainedNRE:
       :class:`TrainedNRE` whose outputs equal the saved one's exactly.
 
     Raises:
-      ValueError: not a pairint_jax NRE checkpoint, or variables that do not fit the encoder.
+      OSError: the file cannot be read (missing, permissions).
+      ValueError: not a pairint_jax NRE checkpoint (empty, truncated, another format, damaged
+        fields), or variables that do not fit the encoder; the message names the file.
     """
-    with open(os.fspath(path), "rb") as fh:
-        raw = fser.msgpack_restore(fh.read())
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} is not a pairint_jax NRE checkpoint (format {FORMAT!r}).")
-    meta = json.loads(raw["meta"])
+    raw, meta = _read_checkpoint(os.fspath(path))
     config = meta["config"]
     if config["encoder"] == "custom":
         if encoder is None:
@@ -117,11 +154,14 @@ def load_nre(path, *, encoder=None) -> TrainedNRE:
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), dict(target))
     try:
         variables = fser.from_state_dict(target, raw["variables"])
-    except (ValueError, KeyError) as err:
-        raise ValueError(f"the stored variables do not fit the encoder: {err}") from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{os.fspath(path)!r}: the stored variables do not fit the encoder: {err}") from err
     for a, b in zip(jax.tree.leaves(target), jax.tree.leaves(variables)):
         if np.shape(a) != np.shape(b):
-            raise ValueError(f"the stored variables do not fit the encoder: shape {np.shape(b)} where {np.shape(a)} is expected.")
+            raise ValueError(
+                f"{os.fspath(path)!r}: the stored variables do not fit the encoder: shape {np.shape(b)} where "
+                f"{np.shape(a)} is expected."
+            )
     variables = jax.tree.map(jnp.asarray, variables)
     history = dict(meta["history"])
     return TrainedNRE(

@@ -29,6 +29,7 @@ training). Dropout is active only with ``train=True`` and needs a ``"dropout"`` 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -125,6 +126,30 @@ class Critic(nn.Module):
 
 
 ENCODERS = {"mlp": MLPEncoder, "cnn": CNNEncoder}
+_WIDTHS = {"mlp": ("hidden",), "cnn": ("channels", "dense")}
+
+
+def _check_encoder_kwargs(name: str, kwargs: dict) -> dict:
+    """The options of a built-in encoder, checked (names, widths >= 1, dropout in [0, 1))."""
+    fields = [f for f in ENCODERS[name].__dataclass_fields__ if f not in ("parent", "name")]
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise TypeError(f"encoder_kwargs: {unknown} are not options of the {name!r} encoder; it accepts {fields}.")
+    out = dict(kwargs)
+    for key in _WIDTHS[name]:
+        if key in out:
+            widths = out[key]
+            if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+                raise TypeError(f"encoder_kwargs[{key!r}] must be a sequence of layer widths, got {widths!r}.")
+            widths = tuple(widths)
+            if not widths or any(isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1 for w in widths):
+                raise ValueError(f"encoder_kwargs[{key!r}] must be one or more ints >= 1, got {out[key]!r}.")
+            out[key] = tuple(int(w) for w in widths)
+    if "dropout" in out:
+        rate = out["dropout"]
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"encoder_kwargs['dropout'] must be a rate in [0, 1), got {rate!r}.")
+    return out
 
 
 def make_encoder(encoder, **kwargs) -> nn.Module:
@@ -136,7 +161,7 @@ def make_encoder(encoder, **kwargs) -> nn.Module:
     if isinstance(encoder, str):
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {sorted(ENCODERS)} or a flax.linen.Module, got {encoder!r}.")
-        return ENCODERS[encoder](**kwargs)
+        return ENCODERS[encoder](**_check_encoder_kwargs(encoder, kwargs))
     if isinstance(encoder, nn.Module):
         if kwargs:
             raise ValueError("encoder_kwargs apply only to the built-in 'mlp' and 'cnn' encoders.")

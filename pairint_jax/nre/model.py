@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import resolve_progress
-from pairint_jax._validate import as_key, ceil_div, positive_int
-from pairint_jax.nre.encoders import Critic, make_encoder
-from pairint_jax.nre.train import nre_trainer, stratified_split, train_loop
+from pairint_jax._validate import as_bool, as_key, ceil_div, one_of, positive_float, positive_int, probability
+from pairint_jax.nre.encoders import CNNEncoder, Critic, make_encoder
+from pairint_jax.nre.train import MARGINALS, SELECT, check_learning_rate, nre_trainer, stratified_split, train_loop
 from pairint_jax.parallel import check_mesh, shard_leading
 from pairint_jax.stats.smile import smile_per_condition
 
@@ -113,6 +113,63 @@ def _batched_apply(model, variables, x, *, batch_size, method, mesh=None):
     return out.reshape((n_b * bs,) + out.shape[2:])[:n]
 
 
+def training_options(
+    *, encoder="mlp", encoder_kwargs=None, epochs=None, batch_size=None, learning_rate=None, val_fraction=0.3,
+    marginal="all", select="accuracy",
+) -> dict:
+    """The NRE training options, checked and with :data:`DEFAULTS` filled in.
+
+    Entry points call this before any work (:func:`fit_nre`,
+    :func:`~pairint_jax.separability_scores`), so a bad option is a ``ValueError``/``TypeError``
+    naming it, never a failure inside JAX or an estimate trained with a meaningless setting.
+
+    Returns:
+      dict with ``encoder_kwargs`` (lists made tuples), ``epochs``, ``batch_size``,
+      ``learning_rate``, ``val_fraction``, ``marginal`` and ``select``.
+    """
+    if encoder_kwargs is not None and not isinstance(encoder_kwargs, Mapping):
+        raise TypeError(f"encoder_kwargs must be a dict of encoder options, got {type(encoder_kwargs).__name__}.")
+    enc_kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(encoder_kwargs or {}).items()}
+    make_encoder(encoder, **enc_kwargs)  # checks the name (or module) and the options; builds no parameters
+    defaults = DEFAULTS.get(encoder if isinstance(encoder, str) else "mlp")
+    return {
+        "encoder_kwargs": enc_kwargs,
+        "epochs": positive_int("epochs", defaults["epochs"] if epochs is None else epochs),
+        "batch_size": positive_int("batch_size", defaults["batch_size"] if batch_size is None else batch_size),
+        "learning_rate": check_learning_rate(defaults["learning_rate"] if learning_rate is None else learning_rate),
+        "val_fraction": probability("val_fraction", val_fraction, hint="It is the held-out fraction of each class."),
+        "marginal": one_of("marginal", marginal, MARGINALS),
+        "select": one_of("select", select, SELECT),
+    }
+
+
+def check_tau(tau) -> float:
+    """SMILE's clipping ``tau``: a positive number, ``inf`` allowed (MILE)."""
+    return positive_float("tau", tau, allow_inf=True, hint="SMILE clips log-ratios to [-tau, tau]; tau=inf is MILE.")
+
+
+def check_encoder_input(encoder, encoder_kwargs: Mapping, feature_shape) -> None:
+    """A built-in encoder must fit the observations: the CNN takes images ``[C, H, W]`` or
+    ``[H, W]`` at least ``2**blocks`` pixels on a side (one 2x2 max-pool per block)."""
+    if encoder != "cnn":  # the MLP flattens any shape; a custom module is the user's choice
+        return
+    shape = tuple(int(d) for d in feature_shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(
+            f"encoder='cnn' needs images [C, H, W] (or [H, W]) per observation, but the observations have shape "
+            f"{shape}; use encoder='mlp' for vectors."
+        )
+    blocks = len(tuple(encoder_kwargs.get("channels", CNNEncoder.channels)))
+    channels_first = encoder_kwargs.get("channels_first", True)
+    hw = shape[-2:] if (len(shape) == 2 or channels_first) else shape[:2]
+    if min(hw) < 2**blocks:
+        raise ValueError(
+            f"encoder='cnn' with {blocks} pooling blocks needs images of at least {2**blocks}x{2**blocks} pixels, got "
+            f"{hw[0]}x{hw[1]} (observation shape {shape}); pass fewer channels, e.g. "
+            f"encoder_kwargs={{'channels': (32,)}}, or use encoder='mlp'."
+        )
+
+
 def _standardizer(x_train, feature_shape):
     if len(feature_shape) == 1:
         shift = x_train.mean(axis=0)
@@ -191,12 +248,14 @@ def fit_nre(
     class_names = tuple(str(c) for c in class_names)
     if len(class_names) != n_classes:
         raise ValueError(f"class_names has {len(class_names)} names but labels use {n_classes} classes.")
-    kind = encoder if isinstance(encoder, str) else "mlp"
-    defaults = DEFAULTS.get(kind, DEFAULTS["mlp"])
-    epochs = positive_int("epochs", defaults["epochs"] if epochs is None else epochs)
-    batch_size = positive_int("batch_size", defaults["batch_size"] if batch_size is None else batch_size)
-    learning_rate = float(defaults["learning_rate"] if learning_rate is None else learning_rate)
-    enc_kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(encoder_kwargs or {}).items()}
+    opts = training_options(
+        encoder=encoder, encoder_kwargs=encoder_kwargs, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, val_fraction=val_fraction, marginal=marginal, select=select,
+    )
+    epochs, batch_size, learning_rate = opts["epochs"], opts["batch_size"], opts["learning_rate"]
+    val_fraction, enc_kwargs = opts["val_fraction"], opts["encoder_kwargs"]
+    standardize = as_bool("standardize", standardize)
+    check_encoder_input(encoder, enc_kwargs, x.shape[1:])
     model = Critic(encoder=make_encoder(encoder, **enc_kwargs), n_classes=n_classes)
 
     k_split, k_init, k_train = jax.random.split(as_key(key, default_seed=None), 3)
@@ -340,6 +399,10 @@ def nre_kl_all(trained: TrainedNRE, x, labels, *, tau=5.0, rows=None, batch_size
       >>> nre_kl_all(nre, x, y, tau=5.0).shape   # [C]: KL(p0 || p0) ~ 0, KL(p0 || p1)
       (2,)
     """
+    if not isinstance(trained, TrainedNRE):
+        raise TypeError(f"nre_kl_all expects a TrainedNRE (from fit_nre or load_nre), got {type(trained).__name__}.")
+    tau = check_tau(tau)
+    batch_size = positive_int("batch_size", batch_size)
     labels = np.asarray(labels).astype(np.int64)
     if rows is None:
         rows = trained.heldout

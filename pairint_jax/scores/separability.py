@@ -24,9 +24,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
-from pairint_jax._validate import as_key, nonnegative_int, positive_int, renamed_keywords
 from pairint_jax._progress import resolve_progress
-from pairint_jax.nre.model import TrainedNRE, fit_nre, nre_kl_all
+from pairint_jax._validate import (
+    as_key,
+    as_screen,
+    float_in_range,
+    nonnegative_int,
+    one_of,
+    optional_positive_int,
+    positive_int,
+    renamed_keywords,
+)
+from pairint_jax.nre.model import TrainedNRE, check_encoder_input, check_tau, fit_nre, nre_kl_all, training_options
 from pairint_jax.parallel import check_mesh, shard_leading
 from pairint_jax.results import PairScores, pair_scores_from_screen
 from pairint_jax.screen import MIN_OBSERVATIONS, Screen, bucket_size
@@ -308,10 +317,12 @@ def separability_scores(
       ``"nre"``, the trained model ``nre_model`` and its training ``history``.
 
     Raises:
-      ValueError: unknown estimator, too few control observations for ``k``, classes
-        too small to split for the NRE, a reused model that does not fit the screen,
-        k-NN on more than :data:`KNN_MAX_DIM` features without ``force_high_dim``, the
-        NRE on a sparse screen (it would densify every row).
+      TypeError: ``screen`` is not a :class:`~pairint_jax.Screen`; an option of the wrong type.
+      ValueError: unknown estimator, ``k``/``dim``/``tau`` or an NRE training option out of
+        range (e.g. ``learning_rate`` <= 0 or > 1, ``encoder="cnn"`` on vectors), too few
+        control observations for ``k``, classes too small to split for the NRE, a reused
+        model that does not fit the screen, k-NN on more than :data:`KNN_MAX_DIM` features
+        without ``force_high_dim``, the NRE on a sparse screen (it would densify every row).
 
     Example:
       >>> import pairint_jax as pj
@@ -319,16 +330,22 @@ def separability_scores(
       >>> res = pj.separability_scores(screen, estimator="knn")                                      # doctest: +SKIP
       >>> res.top(2)[["a", "b"]]   # A-B and C-D                                                       # doctest: +SKIP
     """
-    if not isinstance(screen, Screen):
-        raise TypeError(f"separability_scores expects a Screen, got {type(screen).__name__}; build one with Screen.from_arrays.")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}.")
+    screen = as_screen(screen, caller="separability_scores")
+    one_of("estimator", estimator, ESTIMATORS)
     k = positive_int("k", k, hint="(the neighbour order)")
-    if select not in ("accuracy", "loss"):
-        raise ValueError(f"select must be 'accuracy' or 'loss', got {select!r}.")
     max_duplicates = nonnegative_int("max_duplicates", max_duplicates)
-    if eval_on not in ("heldout", "all"):
-        raise ValueError(f"eval_on must be 'heldout' or 'all', got {eval_on!r}.")
+    one_of("eval_on", eval_on, ("heldout", "all"))
+    if dim is not None:
+        float_in_range("dim", dim, low=1.0, hint="It is the d of the k-NN formula (default: the feature size).")
+    conditions_per_chunk = optional_positive_int("conditions_per_chunk", conditions_per_chunk)
+    block_size = optional_positive_int("block_size", block_size)
+    tau = check_tau(tau)
+    if estimator == "nre" and model is None:  # fail before any work, not after the screen is gathered
+        opts = training_options(encoder=encoder, encoder_kwargs=encoder_kwargs, epochs=epochs, batch_size=batch_size,
+                                learning_rate=learning_rate, val_fraction=val_fraction, marginal=marginal, select=select)
+        check_encoder_input(encoder, opts["encoder_kwargs"], screen.feature_shape)
+    else:
+        one_of("select", select, ("accuracy", "loss"))
     key = as_key(key)
     progress = resolve_progress(progress)
     settings: dict = {"estimator": estimator}
