@@ -184,7 +184,7 @@ def test_library_errors_become_one_line_and_debug_shows_them(monkeypatch, files)
     def boom(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out.csv")
 
-    monkeypatch.setattr(common, "load_screen", boom)
+    monkeypatch.setattr(common, "load_screen_and_provenance", boom)
     line = assert_one_line_error(run(["info", files / "good.npz"]), "/data/out.csv", "the disk is full")
     assert "No space left on device" in line
     res = run(["--debug", "info", files / "good.npz"])
@@ -207,7 +207,7 @@ def test_every_exception_kind_is_one_line(monkeypatch, files, exc, expected):
     def boom(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr(common, "load_screen", boom)
+    monkeypatch.setattr(common, "load_screen_and_provenance", boom)
     line = assert_one_line_error(run(["info", files / "good.npz"]))
     assert expected in line, line
 
@@ -218,7 +218,7 @@ def test_keyboard_interrupt_in_process_exits_130(monkeypatch, files):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "load_screen", interrupted)
+    monkeypatch.setattr(common, "load_screen_and_provenance", interrupted)
     res = run(["info", files / "good.npz"])
     assert res.exit_code == 130 and "interrupted" in res.stderr and "Traceback" not in res.output
 
