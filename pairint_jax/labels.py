@@ -32,6 +32,8 @@ __all__ = [
     "as_control_set",
     "guess_separator",
     "ParsedLabels",
+    "Grouping",
+    "group_rows",
     "SEPARATORS",
 ]
 
@@ -274,6 +276,48 @@ def perturbation_order(names, perturbations=None, *, controls=("ctrl",), sep="+"
     if bad:
         raise ValueError(f"perturbation names {bad[:5]} contain the separator or a control label.")
     return perts
+
+
+class Grouping(NamedTuple):
+    """Observations grouped by condition (see :func:`group_rows`)."""
+
+    keys: tuple  # [G] member tuples: (), (i,), (i, j); the control first
+    conditions: tuple  # [G] canonical labels
+    order: np.ndarray  # [N_kept] input row of each group-sorted row
+    counts: np.ndarray  # [G] rows per group
+    offsets: tuple  # [G + 1] row offsets
+
+
+def group_rows(parsed: ParsedLabels, perts: Sequence[str], *, controls: tuple[str, ...], sep: str) -> Grouping:
+    """Group the kept rows of ``parsed`` by condition: the control, singles, then doubles by ``(i, j)``.
+
+    Args:
+      parsed: the parsed label column (:func:`parse_labels`).
+      perts: the perturbation order (:func:`perturbation_order`).
+      controls, sep: the control tokens and the separator.
+
+    Raises:
+      ValueError: no observation is a control (the message lists labels seen).
+    """
+    index = {p: i for i, p in enumerate(perts)}
+    # Group key per distinct label: tuple of perturbation indices, i < j.
+    key_of_label = [tuple(sorted(index[n] for n in names)) for names in parsed.names]
+    keys = sorted(set(key_of_label), key=lambda k: (len(k), k))
+    if () not in keys:
+        uniq = parsed.labels
+        shown = ", ".join(repr(u) for u in uniq[:8]) + (" ..." if len(uniq) > 8 else "")
+        raise ValueError(
+            f"no control observations: no label equals {controls[0]!r} (labels seen: "
+            f"{shown}). Pass control='<your control label>'."
+        )
+    gid_of_key = {k: g for g, k in enumerate(keys)}
+    gid_of_label = np.asarray([gid_of_key[k] for k in key_of_label] + [len(keys)], dtype=np.int64)
+    row_group = gid_of_label[parsed.inverse]  # dropped rows (-1) get the sentinel len(keys)
+    conditions = tuple(format_condition(tuple(perts[i] for i in k), control=controls[0], sep=sep) for k in keys)
+    order = np.argsort(row_group, kind="stable")[: int(parsed.keep.sum())]
+    counts = np.bincount(row_group[order], minlength=len(keys))
+    offsets = tuple(int(v) for v in np.concatenate([[0], np.cumsum(counts)]))
+    return Grouping(tuple(keys), conditions, order, counts, offsets)
 
 
 def drop_message(dropped, sep: str) -> str:

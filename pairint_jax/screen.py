@@ -16,6 +16,10 @@ Layout (see ``ARCHITECTURE.md``):
 
 A ``Screen`` is a JAX pytree whose only leaf is ``x``; everything else is static
 metadata, so it can be passed straight into ``jax.jit`` (shapes stay static).
+
+The checks of the observations live in :mod:`pairint_jax._observations`, the grouping
+of labels in :mod:`pairint_jax.labels` and the pair table (scorable pairs and reasons)
+in :mod:`pairint_jax.pair_table`.
 """
 
 from __future__ import annotations
@@ -28,24 +32,21 @@ from collections.abc import Iterable, Sequence
 import jax
 import numpy as np
 
+from pairint_jax import pair_table as _pairs
+from pairint_jax._observations import as_label_list, as_observations, check_observations, take_rows
 from pairint_jax._validate import round_up
 from pairint_jax.labels import (
     as_control_set,
     drop_message,
-    format_condition,
+    group_rows,
     parse_label,
     parse_labels,
     perturbation_order,
 )
-from pairint_jax.sparse import SparseRows, issparse
+from pairint_jax.pair_table import MIN_OBSERVATIONS
+from pairint_jax.sparse import SparseRows
 
 __all__ = ["Screen", "UnscorableWarning", "DroppedObservationsWarning", "bucket_size", "MIN_OBSERVATIONS"]
-
-#: Fewest observations a group needs to enter any score (U-statistics, k-NN).
-MIN_OBSERVATIONS = 2
-
-#: Bytes of observations read at once by the finiteness check (bounds memory on memmaps).
-_CHECK_BYTES = 64 << 20
 
 
 class UnscorableWarning(UserWarning):
@@ -91,8 +92,10 @@ class Screen:
     :func:`pairint_jax.read_screen`; the constructor itself does no validation.
 
     Invariant: the observations of a screen built by :meth:`from_arrays` or
-    :meth:`with_x` (and so by every reader and generator) are all finite. The scorers
-    rely on it and do not check again.
+    :meth:`with_x` (and so by every reader and generator) are all finite, and no row's
+    norm exceeds ``2**60`` (about 1.2e18), so that squared distances cannot overflow
+    float32 (:mod:`pairint_jax._observations`). The scorers rely on it and do not check
+    again.
 
     Attributes:
       x: ``[N, *feature_shape]`` observations, rows sorted by group: a NumPy array, or
@@ -159,7 +162,8 @@ class Screen:
           A validated :class:`Screen`.
 
         Raises:
-          ValueError: non-finite values, no control or a control with fewer than 2
+          ValueError: non-finite values, values too large for float32 distances (a row norm
+            above ``2**60``, e.g. one entry of 1e20), no control or a control with fewer than 2
             observations, a label/row count mismatch, ragged rows, labels that repeat a
             perturbation (``A+A``), a label column with no double that another separator
             would parse (the message proposes it), and (when not dropped) empty or
@@ -172,8 +176,8 @@ class Screen:
           (('A', 'B'), ('ctrl', 'A', 'B', 'A+B'))
         """
         controls = as_control_set(control)
-        x = _as_observations(x)
-        labels = _as_label_list(labels)
+        x = as_observations(x)
+        labels = as_label_list(labels)
         if len(labels) != x.shape[0]:
             raise ValueError(
                 f"inconsistent dimensions: x has {x.shape[0]} rows but {len(labels)} labels "
@@ -182,29 +186,9 @@ class Screen:
         # Each distinct label is parsed once (hash-based factorisation, O(N)).
         parsed = parse_labels(labels, control=controls, sep=sep, drop_unassigned=drop_unassigned, max_order=max_order)
         perts = perturbation_order(parsed.names, perturbations, controls=controls, sep=sep)
-        index = {p: i for i, p in enumerate(perts)}
-        # Group key per distinct label: tuple of perturbation indices, i < j.
-        key_of_label = [tuple(sorted(index[n] for n in names)) for names in parsed.names]
-        keys = sorted(set(key_of_label), key=lambda k: (len(k), k))
-        if () not in keys:
-            uniq = parsed.labels
-            shown = ", ".join(repr(u) for u in uniq[:8]) + (" ..." if len(uniq) > 8 else "")
-            raise ValueError(
-                f"no control observations: no label equals {controls[0]!r} (labels seen: "
-                f"{shown}). Pass control='<your control label>'."
-            )
-        gid_of_key = {k: g for g, k in enumerate(keys)}
-        gid_of_label = np.asarray([gid_of_key[k] for k in key_of_label] + [len(keys)], dtype=np.int64)
-        row_group = gid_of_label[parsed.inverse]  # dropped rows (-1) get the sentinel len(keys)
-        conditions = tuple(
-            format_condition(tuple(perts[i] for i in k), control=controls[0], sep=sep) for k in keys
-        )
-        n_kept = int(parsed.keep.sum())
-        order = np.argsort(row_group, kind="stable")[:n_kept]
-        counts = np.bincount(row_group[order], minlength=len(keys))
-        offsets = tuple(int(v) for v in np.concatenate([[0], np.cumsum(counts)]))
-        xs = _take_rows(x, order)
-        _check_finite(xs, conditions, offsets, order)
+        keys, conditions, order, counts, offsets = group_rows(parsed, perts, controls=controls, sep=sep)
+        xs = take_rows(x, order)
+        check_observations(xs, conditions, offsets, order)
         if counts[0] < MIN_OBSERVATIONS:
             raise ValueError(
                 f"the control {controls[0]!r} has {counts[0]} observation(s); at least "
@@ -213,7 +197,7 @@ class Screen:
         screen = cls(
             x=xs,
             conditions=conditions,
-            members=tuple(keys),
+            members=keys,
             offsets=offsets,
             perturbations=perts,
             control=controls[0],
@@ -362,43 +346,18 @@ class Screen:
 
     # ------------------------------------------------------------------ pairs
     @functools.cached_property
-    def _pair_table(self):
-        single = self.single_groups
-        counts = self.counts
-        scorable, groups, reasons = [], [], {}
-        for g, m in enumerate(self.members):
-            if len(m) != 2:
-                continue
-            i, j = m
-            why = []
-            for p in (i, j):
-                sg = single[p]
-                if sg < 0:
-                    why.append(f"single {self.perturbations[p]!r} not in screen")
-                elif counts[sg] < MIN_OBSERVATIONS:
-                    why.append(
-                        f"single {self.perturbations[p]!r} has {counts[sg]} observation(s) (need >= {MIN_OBSERVATIONS})"
-                    )
-            if counts[g] < MIN_OBSERVATIONS:
-                why.append(f"double {self.conditions[g]!r} has {counts[g]} observation(s) (need >= {MIN_OBSERVATIONS})")
-            if why:
-                reasons[(i, j)] = "; ".join(why)
-            else:
-                scorable.append((i, j))
-                groups.append((g, 0, single[i], single[j]))
-        pairs = np.asarray(scorable, dtype=np.int32).reshape(-1, 2)
-        pair_groups = np.asarray(groups, dtype=np.int32).reshape(-1, 4)
-        return pairs, pair_groups, reasons
+    def _pair_table(self) -> _pairs.PairTable:
+        return _pairs.pair_table(self.members, self.counts, self.single_groups, self.perturbations, self.conditions)
 
     @property
     def pairs(self) -> np.ndarray:
         """``[P, 2]`` perturbation indices ``(i, j)``, ``i < j``, of every scorable pair."""
-        return self._pair_table[0]
+        return self._pair_table.pairs
 
     @property
     def pair_groups(self) -> np.ndarray:
         """``[P, 4]`` group ids ``(i+j, control, i, j)`` of every scorable pair."""
-        return self._pair_table[1]
+        return self._pair_table.groups
 
     @property
     def unscorable(self) -> dict[tuple[int, int], str]:
@@ -406,7 +365,7 @@ class Screen:
 
         Pairs whose double was never measured are not listed here; see :meth:`reason`.
         """
-        return dict(self._pair_table[2])
+        return dict(self._pair_table.reasons)
 
     def reason(self, i: int | str, j: int | str) -> str:
         """Why pair ``(i, j)`` is not scorable, or ``""`` if it is."""
@@ -415,12 +374,7 @@ class Screen:
         if i == j:
             return "a perturbation paired with itself is not a pair"
         i, j = min(i, j), max(i, j)
-        table = self._pair_table[2]
-        if (i, j) in table:
-            return table[(i, j)]
-        if (i, j) in self._group_of:
-            return ""
-        return f"double {self.perturbations[i] + self.sep + self.perturbations[j]!r} not in screen"
+        return _pairs.pair_reason(self._pair_table, (i, j) in self._group_of, self.perturbations, self.sep, i, j)
 
     def all_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every unordered pair ``i < j`` with its scorable index and reason.
@@ -430,60 +384,32 @@ class Screen:
           order; ``index [n(n-1)/2]`` the row of :attr:`pairs` for scorable pairs and
           ``-1`` otherwise; ``reasons [n(n-1)/2]`` (object) ``""`` for scorable pairs.
         """
-        n = self.n_perturbations
-        iu, ju = np.triu_indices(n, k=1)
-        allp = np.stack([iu, ju], axis=1).astype(np.int32)
-        index = np.full(len(allp), -1, dtype=np.int64)
-        flat = lambda p: p[:, 0].astype(np.int64) * n + p[:, 1]  # noqa: E731
-        if len(self.pairs):
-            pos = np.searchsorted(flat(allp), flat(self.pairs))
-            index[pos] = np.arange(len(self.pairs))
-        reasons = np.full(len(allp), "", dtype=object)
-        missing = index < 0
-        if missing.any():
-            mi, mj = allp[missing, 0], allp[missing, 1]
-            names = np.asarray(self.perturbations, dtype=object)
-            reasons[missing] = "double '" + names[mi] + self.sep + names[mj] + "' not in screen"
-            table = self._pair_table[2]
-            if table:
-                keyed = np.asarray(list(table.keys()), dtype=np.int64)
-                pos = np.searchsorted(flat(allp), keyed[:, 0] * n + keyed[:, 1])
-                reasons[pos] = np.asarray(list(table.values()), dtype=object)
-        return allp, index, reasons
+        return _pairs.all_pairs(self._pair_table, self.perturbations, self.sep)
 
     def _warn_unscorable(self) -> None:
-        table = self._pair_table[2]
-        if not table:
-            return
-        shown = "; ".join(
-            f"{self.perturbations[i]}{self.sep}{self.perturbations[j]}: {why}" for (i, j), why in list(table.items())[:5]
-        )
-        more = f" (and {len(table) - 5} more)" if len(table) > 5 else ""
-        warnings.warn(
-            f"{len(table)} measured pair(s) cannot be scored and will be reported as NaN: {shown}{more}. "
-            "The rest of the screen is scored; see screen.unscorable for every reason.",
-            UnscorableWarning,
-            stacklevel=3,
-        )
+        message = _pairs.unscorable_message(self._pair_table, self.perturbations, self.sep)
+        if message:
+            warnings.warn(message, UnscorableWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ transforms
     def with_x(self, x) -> Screen:
         """The same grouping with new observations (same row order), e.g. embeddings.
 
         ``x`` is validated like the observations of :meth:`from_arrays` (numeric, one row
-        per observation, every value finite). It may be dense, a ``np.memmap`` (checked in
-        row blocks, not copied) or a 2-D ``scipy.sparse`` matrix (kept sparse).
+        per observation, every value finite, no row norm above ``2**60``). It may be dense,
+        a ``np.memmap`` (checked in row blocks, not copied) or a 2-D ``scipy.sparse`` matrix
+        (kept sparse).
 
         Raises:
-          ValueError: a different number of rows, or non-finite values (the message names
-            the conditions and rows).
+          ValueError: a different number of rows, non-finite values or values too large
+            for float32 distances (the message names the conditions and rows).
         """
-        x = _as_observations(x)
+        x = as_observations(x)
         if isinstance(x, SparseRows):
-            x = _take_rows(x, np.arange(x.shape[0]))  # float32 unless float64, no copy otherwise
+            x = take_rows(x, np.arange(x.shape[0]))  # float32 unless float64, no copy otherwise
         if x.shape[0] != self.x.shape[0]:
             raise ValueError(f"with_x needs {self.x.shape[0]} rows, got {x.shape[0]}.")
-        _check_finite(x, self.conditions, self.offsets)
+        check_observations(x, self.conditions, self.offsets)
         return dataclasses.replace(self, x=x)
 
     def select(self, conditions: Iterable[str]) -> Screen:
@@ -492,7 +418,7 @@ class Screen:
         keep = sorted(keep)
         rows = np.concatenate([np.arange(self.offsets[g], self.offsets[g + 1]) for g in keep])
         return Screen.from_arrays(
-            _take_rows(self.x, rows),
+            take_rows(self.x, rows),
             self.labels[rows],
             control=self.control,
             sep=self.sep,
@@ -509,7 +435,7 @@ class Screen:
             f"Screen: {self.x.shape[0]} observations of shape {self.feature_shape}, "
             f"{self.n_perturbations} perturbations, {int((k == 1).sum())} singles, {int((k == 2).sum())} doubles.",
             f"control {self.control!r}: {int(c[0])} obs; singles: {_range(c[k == 1])}; doubles: {_range(c[k == 2])}.",
-            f"scorable pairs: {len(self.pairs)} of {n_pairs}; measured but unscorable: {len(self._pair_table[2])}.",
+            f"scorable pairs: {len(self.pairs)} of {n_pairs}; measured but unscorable: {len(self._pair_table.reasons)}.",
         ]
         if self.is_sparse:
             parts.append(f"observations are sparse: {self.x!r}, read one group at a time.")
@@ -534,92 +460,3 @@ def _range(c: np.ndarray) -> str:
     if len(c) == 0:
         return "none"
     return f"{int(c.min())}-{int(c.max())} obs" if c.min() != c.max() else f"{int(c.min())} obs each"
-
-
-def _as_observation_array(x) -> np.ndarray:
-    if isinstance(x, (list, tuple)):
-        shapes = [np.shape(r) for r in x]
-        if shapes and any(s != shapes[0] for s in shapes):
-            bad = next(i for i, s in enumerate(shapes) if s != shapes[0])
-            raise ValueError(
-                f"inconsistent dimensions: observation 0 has shape {shapes[0]} but observation "
-                f"{bad} has shape {shapes[bad]}; every observation must have the same shape."
-            )
-    x = np.asarray(x)
-    if x.dtype == object:
-        raise ValueError("inconsistent dimensions: x is ragged (object array); every observation must have the same shape.")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
-        raise TypeError(f"x must be numeric, got dtype {x.dtype}.")
-    if x.ndim < 2:
-        raise ValueError(
-            f"inconsistent dimensions: x must be [N, d] or [N, ...] with one row per observation, "
-            f"got shape {x.shape}. For a scalar readout pass x[:, None]."
-        )
-    if x.shape[0] == 0 or int(np.prod(x.shape[1:])) == 0:
-        raise ValueError(f"x is empty (shape {x.shape}); a screen needs observations with at least one feature.")
-    dtype = np.float64 if x.dtype == np.float64 else np.float32
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
-def _as_label_list(labels) -> np.ndarray:
-    if isinstance(labels, str):
-        raise TypeError("labels must be a sequence with one label per observation, not a single string.")
-    return np.asarray(labels, dtype=object).reshape(-1)
-
-
-def _as_observations(x):
-    """Dense observations as a float32/float64 array; 2-D sparse ones as ``SparseRows`` (not copied)."""
-    if not issparse(x):
-        return _as_observation_array(x)
-    rows = SparseRows(x)  # CSR as is; other formats converted (one sparse copy)
-    dtype = rows.dtype
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == bool):
-        raise TypeError(f"x must be numeric, got sparse dtype {dtype}.")
-    if rows.shape[0] == 0 or rows.shape[1] == 0:
-        raise ValueError(f"x is empty (shape {rows.shape}); a screen needs observations with at least one feature.")
-    return rows
-
-
-def _nonfinite_rows(x: np.ndarray) -> np.ndarray:
-    """Indices of the rows of ``x`` holding a NaN or an inf, read in blocks of rows (memmaps)."""
-    n = x.shape[0]
-    row_bytes = max(1, int(np.prod(x.shape[1:])) * x.dtype.itemsize)
-    step = max(1, _CHECK_BYTES // row_bytes)
-    bad = []
-    for lo in range(0, n, step):
-        block = np.asarray(x[lo : lo + step]).reshape(min(step, n - lo), -1)
-        bad.append(lo + np.flatnonzero(~np.isfinite(block).all(axis=1)))
-    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
-
-
-def _take_rows(x, rows: np.ndarray):
-    """``x[rows]`` that keeps sparse rows sparse (one sparse copy; none when ``rows`` is ``0..N-1``)
-    and makes them float32 unless they are float64."""
-    if not isinstance(x, SparseRows):
-        return x[rows]
-    csr = x.csr
-    if not (len(rows) == csr.shape[0] and np.array_equal(rows, np.arange(len(rows)))):
-        csr = csr[rows]
-    if csr.dtype not in (np.float32, np.float64):
-        csr = csr.astype(np.float32)
-    return SparseRows(csr)
-
-
-def _check_finite(xs, conditions, offsets, order=None) -> None:
-    """Raise if any observation is not finite (an invariant of every :class:`Screen`).
-
-    ``order[r]`` is the input row of sorted row ``r`` (for the message); default the identity.
-    Sparse rows: only the stored values can be non-finite.
-    """
-    bad = xs.nonfinite_rows() if isinstance(xs, SparseRows) else _nonfinite_rows(xs)
-    if not len(bad):
-        return
-    group = np.searchsorted(np.asarray(offsets[1:]), bad, side="right")
-    per = {}
-    for b, g in zip(bad, group):
-        per.setdefault(conditions[g], []).append(int(b if order is None else order[b]))
-    detail = "; ".join(f"condition {c!r}: {len(r)} row(s) (e.g. input row {r[0]})" for c, r in list(per.items())[:5])
-    raise ValueError(
-        f"x has {len(bad)} observation(s) with non-finite values (NaN or inf): {detail}. "
-        "Remove or impute them before building the screen."
-    )

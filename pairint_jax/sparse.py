@@ -188,6 +188,18 @@ class SparseRows:
             return np.zeros(0, np.int64)
         return np.unique(np.searchsorted(c.indptr, bad, side="right") - 1)
 
+    def row_sq_norms(self) -> np.ndarray:
+        """``[N]`` float64 squared Euclidean norm of every row (inf where even float64 overflows)."""
+        c = self.csr
+        out = np.zeros(self.shape[0])
+        step = 1 << 20  # in slices of stored values: no nnz-sized float64 temporary
+        with np.errstate(over="ignore"):
+            for lo in range(0, len(c.data), step):
+                v = c.data[lo : lo + step].astype(np.float64)
+                rows = np.searchsorted(c.indptr, np.arange(lo, lo + len(v)), side="right") - 1
+                out += np.bincount(rows, weights=v * v, minlength=self.shape[0])
+        return out
+
     def __repr__(self) -> str:
         n, d = self.shape
         return f"SparseRows({n} x {d}, nnz={self.nnz}, dtype={self.dtype}, {_human(self.nbytes)})"

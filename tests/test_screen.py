@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import jax
@@ -217,7 +218,7 @@ def test_non_finite_values_name_the_condition():
 
 @pytest.mark.parametrize("block_bytes", [64 << 20, 16])  # one read, and one row per read (as for a memmap)
 def test_with_x_keeps_the_finite_invariant(tmp_path, monkeypatch, block_bytes):
-    from pairint_jax import screen as screen_mod
+    from pairint_jax import _observations as screen_mod
 
     monkeypatch.setattr(screen_mod, "_CHECK_BYTES", block_bytes)
     s = pj.Screen.from_arrays(np.zeros((10, 2)), _labels({"ctrl": 3, "A": 2, "B": 2, "A+B": 3}))
@@ -231,6 +232,73 @@ def test_with_x_keeps_the_finite_invariant(tmp_path, monkeypatch, block_bytes):
     x[5, 1] = 1.0
     np.save(path, x)
     assert np.isfinite(s.with_x(np.load(path, mmap_mode="r")).x).all()
+
+
+LIMIT = 2.0**60  # the largest row norm a screen accepts (pairint_jax._observations.MAX_ROW_NORM)
+
+
+@pytest.mark.parametrize(
+    "dtype,value",
+    [(np.float32, 1e20), (np.float64, 1e300), (np.float64, -3e18), (np.float32, 3.0e38)],
+)
+def test_values_too_large_for_float32_are_refused_naming_row_and_condition(dtype, value):
+    """A finite value whose square overflows float32 is named as such, not as NaN/inf or 'constant'."""
+    labels = _labels({"ctrl": 3, "A": 2, "B": 2, "A+B": 3})
+    x = np.zeros((10, 2), dtype)
+    x[[0, 3, 4], 0] = [1.0, 2.0, 3.0]
+    x[6, 1] = value  # input row 6: condition 'B'
+    shown = re.escape(f"{abs(value):.3g}")
+    with pytest.raises(ValueError, match=r"1 observation\(s\) too large for float32.*condition 'B': "
+                                         rf"1 row\(s\) \(e\.g\. input row 6, largest \|value\| {shown}\)"):
+        pj.Screen.from_arrays(x, labels)
+
+
+def test_the_row_norm_limit_is_exact_and_applies_to_sparse_rows_and_with_x():
+    import scipy.sparse as sp
+
+    labels = _labels({"ctrl": 3, "A": 2, "B": 2, "A+B": 3})
+    # a row of norm exactly 2**60 is accepted; 1% more is refused
+    x = np.zeros((10, 2))
+    x[4] = [0.6 * LIMIT, 0.8 * LIMIT]
+    assert np.linalg.norm(x[4]) <= LIMIT
+    s = pj.Screen.from_arrays(x, labels)
+    big = x.copy()
+    big[4] *= 1.01
+    with pytest.raises(ValueError, match=r"too large for float32.*condition 'A'.*input row 4"):
+        pj.Screen.from_arrays(big, labels)
+    with pytest.raises(ValueError, match=r"too large for float32.*condition 'A'.*input row 4"):
+        pj.Screen.from_arrays(sp.csr_matrix(big), labels)
+    with pytest.raises(ValueError, match=r"too large for float32.*condition 'A'.*input row 4"):
+        s.with_x(big.astype(np.float32))
+    # NaN and inf are still reported as non-finite (first), not as too large
+    big[7, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite.*input row 7"):
+        pj.Screen.from_arrays(big, labels)
+
+
+def test_sparse_row_norms_match_dense():
+    import scipy.sparse as sp
+
+    x = np.random.default_rng(0).normal(size=(50, 7)) * (np.random.default_rng(1).random((50, 7)) < 0.3)
+    x[3] = 0.0  # an empty row
+    rows = pj.sparse.SparseRows(sp.csr_matrix(x))
+    np.testing.assert_allclose(rows.row_sq_norms(), np.sum(x * x, axis=1), rtol=1e-12)
+
+
+def test_large_but_accepted_values_give_the_same_scores_as_rescaled_ones():
+    """Just under the limit the scores are finite and scale as they should (float32, rtol 1e-3)."""
+    rng = np.random.default_rng(1)
+    labels = _labels({"ctrl": 30, "A": 30, "B": 30, "A+B": 30})
+    x = rng.normal(size=(120, 3))
+    x[60:90] += 2.0
+    scale = 1e17
+    small = pj.disjointedness_scores(pj.Screen.from_arrays(x, labels), n_permutations=0)
+    large = pj.disjointedness_scores(pj.Screen.from_arrays(x * scale, labels), n_permutations=0)
+    # the MMD with the median-heuristic bandwidth is scale-free
+    np.testing.assert_allclose(large.score, small.score, rtol=1e-3)
+    knn_small = pj.separability_scores(pj.Screen.from_arrays(x, labels))
+    knn_large = pj.separability_scores(pj.Screen.from_arrays(x * scale, labels))
+    np.testing.assert_allclose(knn_large.score, knn_small.score, rtol=1e-3)  # KL is scale-free too
 
 
 def test_missing_or_tiny_control():
