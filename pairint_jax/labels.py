@@ -49,8 +49,14 @@ def as_control_set(control: str | Iterable[str]) -> tuple[str, ...]:
     """Normalise the ``control=`` argument to a non-empty tuple of control tokens."""
     if isinstance(control, str):
         tokens = (control,)
-    else:
+    elif isinstance(control, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
         tokens = tuple(control)
+    else:
+        how = "the default is control='ctrl'" if control is None else (
+            f"labels are text, so pass control={str(control)!r} if that is how your control is written")
+        raise TypeError(
+            f"control must be a label (str) or a list of labels, got {control!r} ({type(control).__name__}); {how}."
+        )
     if not tokens or any(not isinstance(t, str) or not t.strip() for t in tokens):
         raise ValueError(
             f"control must be a non-empty label or a list of non-empty labels, got {control!r}."

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pairint_jax._validate import ceil_div
+from pairint_jax._validate import as_key, ceil_div
 from pairint_jax._progress import progress as _progress
 from pairint_jax._validate import one_of, positive_float, probability
 
@@ -103,7 +103,8 @@ def nre_loss(logits, y, class_prior, *, marginal: str = "all", key=None):
       y: ``[B]`` int class of each ``x_b`` (the joint pairs).
       class_prior: ``[C]`` class frequencies ``p(c)`` (used by ``marginal="all"``).
       marginal: ``"all"`` or ``"shuffle"`` (module docstring).
-      key: PRNG key for ``"shuffle"``.
+      key: PRNG key for ``"shuffle"`` (a typed key, a legacy ``uint32[2]`` key or an
+        int seed); unused by ``"all"``.
 
     Returns:
       :class:`NREInfo` with the loss ``[]`` and accuracy ``[]`` (the mean of the joint
@@ -114,7 +115,7 @@ def nre_loss(logits, y, class_prior, *, marginal: str = "all", key=None):
         marg_ll = jnp.sum(jax.nn.log_sigmoid(-logits) * class_prior[None, :], axis=1)
         marg_acc = jnp.sum((logits < 0) * class_prior[None, :], axis=1)
     else:
-        y_shuf = jax.random.permutation(key, y)
+        y_shuf = jax.random.permutation(as_key(key, default_seed=None), y)
         marg = jnp.take_along_axis(logits, y_shuf[:, None], axis=1)[:, 0]
         marg_ll = jax.nn.log_sigmoid(-marg)
         marg_acc = (marg < 0).astype(logits.dtype)
@@ -134,7 +135,8 @@ def nre_trainer(model, *, class_prior, learning_rate=1e-3, marginal: str = "all"
       optimizer: an optax ``GradientTransformation`` to use instead of Adam.
 
     Returns:
-      :class:`NRETrainer`; ``init`` and ``step`` are jit-compiled.
+      :class:`NRETrainer`; ``init`` and ``step`` are jit-compiled. Their ``key`` may be a
+      typed key, a legacy ``uint32[2]`` key or an int seed.
 
     Example:
       >>> from pairint_jax.nre import Critic, MLPEncoder
@@ -176,7 +178,18 @@ def nre_trainer(model, *, class_prior, learning_rate=1e-3, marginal: str = "all"
         params = optax.apply_updates(state.params, updates)
         return NREState(params, batch_stats, opt_state, state.step + 1), info
 
-    return NRETrainer(init=jax.jit(init), step=jax.jit(step))
+    return NRETrainer(init=_key_first(jax.jit(init)), step=_key_first(jax.jit(step)))
+
+
+def _key_first(fn: Callable) -> Callable:
+    """``fn(key, *args)`` with ``key`` checked by :func:`~pairint_jax._validate.as_key` first
+    (outside jit, so an int seed becomes a key instead of a traced int)."""
+
+    @functools.wraps(fn)
+    def call(key, *args):
+        return fn(as_key(key, default_seed=None), *args)
+
+    return call
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -187,7 +200,7 @@ def stratified_split(key, labels, *, val_fraction: float = 0.3, class_names=None
     at most ``n_c - 1``) to validation, chosen by a permutation drawn from ``key``.
 
     Args:
-      key: PRNG key.
+      key: PRNG key (a typed key, a legacy ``uint32[2]`` key or an int seed).
       labels: ``[N]`` int classes ``0..C-1`` (every class present).
       val_fraction: in ``(0, 1)``, default 0.3.
       class_names: optional names used in error messages.
@@ -220,7 +233,7 @@ def stratified_split(key, labels, *, val_fraction: float = 0.3, class_names=None
             f"{len(small)} class(es) have fewer than 2 observations and cannot be split into training and "
             f"held-out parts: {detail}. Drop these conditions (Screen.select) or collect more observations."
         )
-    perm = np.asarray(jax.random.permutation(key, labels.size))
+    perm = np.asarray(jax.random.permutation(as_key(key, default_seed=None), labels.size))
     order = perm[np.argsort(labels[perm], kind="stable")]
     starts = np.concatenate([[0], np.cumsum(counts)])
     n_val = np.clip(np.round(val_fraction * counts).astype(np.int64), 1, counts - 1)

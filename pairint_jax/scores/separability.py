@@ -38,6 +38,7 @@ from pairint_jax._validate import (
 from pairint_jax.nre.model import TrainedNRE, check_encoder_input, check_tau, fit_nre, nre_kl_all, training_options
 from pairint_jax.parallel import check_mesh, shard_leading
 from pairint_jax.results import PairScores, pair_scores_from_screen
+from pairint_jax.scores._knn_reasons import knn_failure_reasons
 from pairint_jax.screen import MIN_OBSERVATIONS, Screen, bucket_size
 from pairint_jax.stats.knn import knn_kl_all
 
@@ -128,6 +129,7 @@ def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, prog
     sizes = np.asarray([bucket_size(int(c)) for c in counts[todo]], dtype=np.int64)
     buckets = np.unique(sizes)
     bar = _progress(total=len(todo), desc="k-NN KL", enabled=progress, unit="cond")
+    invalid = []
     for size, groups in _padded_blocks(screen, todo, sizes, buckets):
         x_pad, mask = screen.padded(groups, size=int(size))
         x_pad = _float_x(x_pad.reshape(len(groups), int(size), -1))
@@ -143,14 +145,13 @@ def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, prog
             kl_b, dup_b, valid_b = (np.where(redo, np.asarray(v2), v1) for v1, v2 in zip((kl_b, dup_b, valid_b), res2))
         kl[groups] = np.asarray(kl_b, np.float64)
         n_dup[groups] = dup_b
-        bad = groups[~np.asarray(valid_b, bool)]
-        for g in bad:
-            why[g] = (
-                f"k-NN KL of condition {screen.conditions[g]!r} could not be computed: fewer than k={k} distinct "
-                f"neighbours (points repeated more than max_duplicates={max_duplicates} times?)"
-            )
+        invalid.append(groups[~np.asarray(valid_b, bool)])
         bar.update(len(groups))
     bar.close()
+    invalid = np.concatenate(invalid) if invalid else np.zeros(0, np.int64)
+    if len(invalid):  # rare: find the condition at fault (the control, or this one) and the cause
+        for g, reason in knn_failure_reasons(screen, x0, invalid, k=k, max_duplicates=max_duplicates).items():
+            why[g] = reason
     return kl, n_dup, why
 
 

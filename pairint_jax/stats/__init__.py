@@ -10,7 +10,8 @@ Nothing here knows about ``Screen``, pandas or files; everything works under
   :func:`bracket_median` and their float-bit grid;
 * the mixture MMD^2 and its null: :func:`mixture_mmd2`, :func:`mixture_mmd2_test`,
   :func:`permutation_null`, :func:`bootstrap_null`, p- and q-values;
-* KL divergence estimators: k-NN (:func:`knn_kl`, :func:`knn_kl_all`) and SMILE
+* KL divergence estimators: k-NN (:func:`knn_kl`, :func:`knn_kl_all`, and the neighbour
+  search alone, :func:`knn_distances`) and SMILE
   (:func:`smile`, :func:`smile_all`).
 """
 
@@ -43,7 +44,7 @@ from pairint_jax.stats.mmd import (
 )
 
 # -- KL divergence estimators: k-NN and SMILE --
-from pairint_jax.stats.knn import KnnKL, knn_kl, knn_kl_all, knn_kl_info
+from pairint_jax.stats.knn import KnnKL, knn_distances, knn_kl, knn_kl_all, knn_kl_info
 from pairint_jax.stats.smile import smile, smile_all
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "permutation_p_value",
     # KL divergence estimators
     "KnnKL",
+    "knn_distances",
     "knn_kl",
     "knn_kl_all",
     "knn_kl_info",

@@ -47,7 +47,7 @@ import numpy as np
 from pairint_jax._validate import ceil_div, nonnegative_int, optional_positive_int, positive_int, renamed_keywords
 from pairint_jax.stats.selection import kth_smallest, smallest
 
-__all__ = ["KnnKL", "knn_kl", "knn_kl_info", "knn_kl_all"]
+__all__ = ["KnnKL", "knn_kl", "knn_kl_info", "knn_kl_all", "knn_distances"]
 
 #: Elements of one distance block (rows x columns x groups) kept in memory at once
 #: when ``groups_per_chunk`` / ``block_size`` are chosen automatically (float32: 512 MiB).
@@ -205,6 +205,52 @@ def _knn_kl_single(x_p, x_q, mask_p, mask_q, d, *, k, slack) -> KnnKL:
     bad = jnp.sum(mask_p & ~row_ok)
     n_dup = jnp.sum(mask_p & (dup_p | dup_q))
     return _finish(jnp.sum(log_ratio), jnp.sum(mask_p), jnp.sum(mask_q), d, k, bad, n_dup, dtype)
+
+
+def knn_distances(x_p, x_q=None, *, k: int = 1, mask_q=None, max_duplicates: int = 2) -> tuple[jax.Array, jax.Array]:
+    """Distance from every row of ``x_p`` to its k-th nearest *distinct* neighbour.
+
+    The neighbour search of :func:`knn_kl` on its own (``rho_k`` with ``x_q=None``: the
+    other rows of ``x_p``; ``nu_k`` otherwise: the valid rows of ``x_q``), with the same
+    duplicate guard: candidates at exact distance 0 are skipped, up to ``max_duplicates``
+    of them. It tells which points make an estimate invalid.
+
+    Args:
+      x_p: ``[n, d]`` query points.
+      x_q: ``[m, d]`` candidate neighbours, or None for the other rows of ``x_p``.
+      k: neighbour order (static).
+      mask_q: ``[m]`` bool, True on real rows of ``x_q`` (default all).
+      max_duplicates: exact copies of a point that can be skipped (static).
+
+    Returns:
+      ``(dist, has_duplicate)``, each ``[n]``: the k-th distinct neighbour distance
+      (``inf`` where fewer than ``k`` distinct candidates lie among the ``k +
+      max_duplicates`` nearest) and whether a duplicate was skipped.
+
+    Example:
+      >>> x = jnp.array([[0.0], [0.0], [3.0], [4.0]])
+      >>> [float(v) for v in knn_distances(x, k=1, max_duplicates=0)[0]]
+      [inf, inf, 1.0, 1.0]
+    """
+    k = positive_int("k", k, hint="(the neighbour order)")
+    slack = nonnegative_int("max_duplicates", max_duplicates)
+    x_p = _as_float(x_p)
+    x_q = x_p if x_q is None else _as_float(x_q)
+    same = x_q is x_p
+    if x_p.ndim != 2 or x_q.ndim != 2 or x_p.shape[1] != x_q.shape[1]:
+        raise ValueError(f"x_p and x_q must be [n, d] and [m, d] arrays, got shapes {x_p.shape} and {x_q.shape}.")
+    dtype = jnp.promote_types(x_p.dtype, x_q.dtype)
+    mask_q = _default_mask(mask_q, x_q.shape[0], "mask_q")
+    return _knn_distances(x_p.astype(dtype), x_q.astype(dtype), mask_q, k=k, slack=slack, same=same)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "slack", "same"))
+def _knn_distances(x_p, x_q, mask_q, *, k, slack, same):
+    mean = jnp.mean(x_p, axis=0)
+    self_rows = jnp.arange(x_p.shape[0]) if same else None
+    sq, dup = _kth_sq(x_p - mean, (x_q - mean)[None], x_p, x_q[None], mask_q[None], k=k, slack=slack,
+                      self_rows=self_rows)
+    return jnp.sqrt(sq[:, 0]), dup[:, 0]
 
 
 def knn_kl(x_p, x_q, *, k: int = 1, mask_p=None, mask_q=None, dim=None, max_duplicates: int = 2) -> jax.Array:

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pairint_jax._validate import ceil_div, positive_int
+from pairint_jax._validate import as_key, ceil_div, positive_int
 
 __all__ = ["MedianResult", "GridSpec", "bracket_median", "grid_spec", "grid_histogram", "grid_median"]
 
@@ -245,7 +245,7 @@ def bracket_median(
     Args:
       blocks: sequence of ``(D [r, c], row_mask [r], col_mask [c])``, at most
         ``2^31 - 1`` valid entries in all.
-      key: PRNG key for the subsample.
+      key: PRNG key for the subsample (a typed key, a legacy ``uint32[2]`` key or an int seed).
       rtol: relative tolerance (traced; default 1e-3); not below about ``10 eps``.
       sample_size, n_bins, max_passes, z: static tuning (see above).
       upper_bound: an upper bound on every valid squared distance; default: the maximum.
@@ -276,7 +276,7 @@ def bracket_median(
     ranks = ((n_total - 1) // 2, n_total // 2)
     ub = jnp.asarray(_upper_bound(blocks) if upper_bound is None else upper_bound, dtype)
 
-    kb, kr, kc = jax.random.split(key, 3)
+    kb, kr, kc = jax.random.split(as_key(key, default_seed=None), 3)
     s = sample_size
     fsizes = sizes.astype(dtype)
     u = jax.random.uniform(kb, (s,), dtype) * jnp.sum(fsizes)

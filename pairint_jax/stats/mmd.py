@@ -258,7 +258,8 @@ def permutation_null(
     again uniformly random (found with a cumulative sum, no sort).
 
     Args:
-      key: PRNG key (unused when ``base_permutations`` is given).
+      key: PRNG key (a typed key, a legacy ``uint32[2]`` key or an int seed; unused
+        when ``base_permutations`` is given).
       kmat: ``[N, N]`` pooled kernel matrix with unit diagonal (padding rows arbitrary
         but finite).
       labels: ``[N]`` int group of each row: 0 = ij, 1 = control, 2 = i, 3 = j, -1 = padding.
@@ -275,7 +276,8 @@ def permutation_null(
     rank = jnp.cumsum(valid.astype(jnp.int32)) - 1
     pos = jnp.zeros((n,), jnp.int32).at[jnp.where(valid, rank, n)].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
     if base_permutations is None:
-        base_permutations = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, n_permutations))
+        keys = jax.random.split(as_key(key, default_seed=None), n_permutations)
+        base_permutations = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
     base_permutations = base_permutations.astype(jnp.int32)
 
     def one(sigma):
@@ -313,7 +315,7 @@ def bootstrap_null(key: jax.Array, kmat: jax.Array, labels: jax.Array, *, n_boot
     Cost: one product ``K [N, N] @ U [N, B]``.
 
     Args:
-      key: PRNG key.
+      key: PRNG key (a typed key, a legacy ``uint32[2]`` key or an int seed).
       kmat: ``[N, N]`` pooled kernel matrix with unit diagonal.
       labels: ``[N]`` groups as in :func:`permutation_null`.
       n_bootstrap: ``B`` (static).
@@ -334,7 +336,7 @@ def bootstrap_null(key: jax.Array, kmat: jax.Array, labels: jax.Array, *, n_boot
     row_mean = jnp.sum(ke0 * e0, axis=1) / n_row  # (K 1_g)_t / n_g
     grp_self = (e0 @ jnp.diag(sv)) / n_row**2
     ktt = jnp.where(labels >= 0, jnp.diag(kmat) - 2.0 * row_mean + grp_self, 0.0)  # Ktilde_tt
-    eps = jax.random.rademacher(key, (n_bootstrap, labels.shape[0]), dtype=dtype)
+    eps = jax.random.rademacher(as_key(key, default_seed=None), (n_bootstrap, labels.shape[0]), dtype=dtype)
     v = eps * w  # [B, N]
     gmean = (v @ e0) / safe  # [B, 4]
     u = v - gmean @ e0.T  # group-centred

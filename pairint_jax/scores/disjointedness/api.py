@@ -15,7 +15,7 @@ from pairint_jax.results import PairScores, pair_scores_from_screen
 from pairint_jax.scores.disjointedness.bandwidth import measure_global, resolve_bandwidth
 from pairint_jax.scores.disjointedness.layout import global_sample as sample_rows
 from pairint_jax.scores.disjointedness.layout import prepare, prepare_streamed
-from pairint_jax.scores.disjointedness.pair import NOT_CONVERGED, ZERO_MEDIAN, PairResult
+from pairint_jax.scores.disjointedness.pair import NOT_CONVERGED, UNDERFLOW, ZERO_MEDIAN, PairResult
 from pairint_jax.scores.disjointedness.runners import auto_chunk, make_runner, score_all
 from pairint_jax.scores.disjointedness.shared import Statics, shared_blocks
 from pairint_jax.stats.kernels import check_kernel
@@ -117,9 +117,13 @@ def disjointedness_scores(
       ``bandwidth``; unscorable pairs are NaN with a ``reason``.
 
     Raises:
-      ValueError: unknown kernel/null/bandwidth, a non-positive bandwidth, or a zero
-        median distance (with ``on_zero_bandwidth="raise"``). (A :class:`Screen` never
-        holds non-finite observations: its builders refuse them.)
+      ValueError: unknown kernel/null/bandwidth, a fixed bandwidth that is not positive
+        or outside ``[2**-63, 2**63]`` (float32 cannot square it), or a zero median
+        distance (with ``on_zero_bandwidth="raise"``). A fixed or ``"global"``
+        bandwidth so small that every kernel value of a pair underflows to 0 gives that
+        pair NaN with a reason saying so (and a ``RuntimeWarning``). (A :class:`Screen`
+        never holds non-finite or float32-overflowing observations: its builders refuse
+        them.)
       TypeError: a parameter of the wrong type (a float ``n_permutations``, a bad key).
 
     Example:
@@ -194,6 +198,20 @@ def _finish(screen, out: PairResult, on_zero_bandwidth: str, settings: dict) -> 
         score[zero] = np.nan
         bandwidth[zero] = 0.0
         reason[zero] = "zero median distance (constant or duplicated data): no median-heuristic bandwidth"
+    tiny = out.status == UNDERFLOW
+    if tiny.any():  # a shared bandwidth far below the pair's distances: the statistic is 0 by underflow
+        score[tiny] = np.nan
+        reason[tiny] = [
+            f"every kernel value between distinct observations underflowed to 0: the bandwidth {b:.3g} is far "
+            "below the distances between observations; use bandwidth='pair' (the median heuristic) or a larger one"
+            for b in bandwidth[tiny]
+        ]
+        warnings.warn(
+            f"{int(tiny.sum())} pair(s) got NaN: with bandwidth={settings['bandwidth']!r} every kernel value "
+            "underflowed to 0 (see their reason); use bandwidth='pair' or a larger bandwidth.",
+            RuntimeWarning,
+            stacklevel=4,  # _finish, disjointedness_scores, its keyword-rename wrapper, the caller
+        )
     slow = int(np.sum(out.status == NOT_CONVERGED))
     if slow:  # the bandwidth is still inside a proven bracket, only wider than median_rtol
         warnings.warn(

@@ -24,6 +24,11 @@ from pairint_jax.stats.kernels import sq_distances
 #: Bandwidth modes accepted by ``bandwidth=`` (besides a positive float).
 BANDWIDTHS = ("pair", "global")
 
+#: A fixed bandwidth ``s`` must lie in ``[2**-63, 2**63]``: the kernels compute ``s**2``
+#: in float32, which underflows to 0 below (every kernel value is then 0 or 0/0) and
+#: overflows above (every kernel value 1).
+BANDWIDTH_RANGE = (2.0**-63, 2.0**63)
+
 _EXPECTED = "bandwidth must be 'pair', 'global' or a positive float"
 
 
@@ -50,7 +55,7 @@ def resolve_bandwidth(bandwidth) -> Bandwidth:
 
     Raises:
       ValueError: an unknown mode name, or a fixed bandwidth that is not a positive
-        finite number.
+        finite number in :data:`BANDWIDTH_RANGE`.
       TypeError: neither a string nor a real number.
     """
     if isinstance(bandwidth, str):
@@ -65,6 +70,14 @@ def resolve_bandwidth(bandwidth) -> Bandwidth:
         raise TypeError(f"{_EXPECTED}, got {bandwidth!r} ({type(bandwidth).__name__}).") from err
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"a fixed bandwidth must be a positive finite float, got {bandwidth!r}.")
+    low, high = BANDWIDTH_RANGE
+    if not low <= value <= high:
+        side = "underflows to 0 (every kernel value 0 or 0/0)" if value < low else "overflows (every kernel value 1)"
+        raise ValueError(
+            f"bandwidth={bandwidth!r} is outside the range float32 kernels can use, [{low:.3g}, {high:.3g}]: "
+            f"bandwidth**2 {side}. Pass bandwidth='pair' (the median heuristic), bandwidth='global', or a "
+            "bandwidth on the scale of the distances between observations."
+        )
     return Bandwidth("fixed", value)
 
 

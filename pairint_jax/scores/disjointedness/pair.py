@@ -31,8 +31,10 @@ from pairint_jax.stats.kernels import kernel_fn, sq_distances
 from pairint_jax.stats.median import GridSpec, bracket_median, grid_median
 from pairint_jax.stats.mmd import bootstrap_null, mixture_mmd2_from_block_sums, permutation_null, permutation_p_value
 
-#: Status codes of the per-pair pass.
-OK, ZERO_MEDIAN, NOT_CONVERGED = 0, 1, 2
+#: Status codes of the per-pair pass. ``UNDERFLOW``: every kernel value between two
+#: distinct observations of the pair is 0 (a shared bandwidth far below their distances),
+#: so the statistic is 0 and carries no information.
+OK, ZERO_MEDIAN, NOT_CONVERGED, UNDERFLOW = 0, 1, 2, 3
 
 
 class PairResult(NamedTuple):
@@ -40,7 +42,7 @@ class PairResult(NamedTuple):
 
     score: jax.Array
     bandwidth: jax.Array  # the bandwidth used (per pair or shared)
-    status: jax.Array  # OK, ZERO_MEDIAN or NOT_CONVERGED
+    status: jax.Array  # OK, ZERO_MEDIAN, NOT_CONVERGED or UNDERFLOW
     n_passes: jax.Array  # counting passes of the certified median (0 with a shared bandwidth)
     p_value: jax.Array | None = None  # with null draws only
 
@@ -268,9 +270,11 @@ def score_pairs(x, shared: Shared, pairs, bandwidth, rtol, key, *, statics: Stat
         sums, kernels = block_sums(kf, slab, bw, shared, si, sj, statics)
         counts = jnp.stack([n_ij, jnp.asarray(statics.n0, n_ij.dtype), jnp.sum(slab.m_i), jnp.sum(slab.m_j)])
         t = mixture_mmd2_from_block_sums(sums.astype(x.dtype), counts)
+        # the sums exclude the U-statistic diagonals: all zero means every kernel value underflowed
+        status = jnp.where((bw.status == OK) & jnp.all(sums == 0), UNDERFLOW, bw.status)
         p = None
         if statics.n_perm > 0:
             p = null_p_value(k_null, t, kf, slab, kernels, shared, si, sj, base_perms, statics)
-        return PairResult(t, bw.value, bw.status, bw.n_passes, p)
+        return PairResult(t, bw.value, status, bw.n_passes, p)
 
     return chunked_vmap(one, *pairs, chunk_size=chunk_size, mesh=mesh)
