@@ -36,9 +36,11 @@ __all__ = [
     "as_key",
     "as_bool",
     "renamed_keywords",
+    "moved_keywords",
     "seed",
     "float_in_range",
     "as_screen",
+    "as_anndata",
     "SEED_LIMIT",
 ]
 
@@ -198,6 +200,37 @@ def renamed_keywords(**renames: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def moved_keywords(**moves: str) -> Callable:
+    """Decorator: refuse old keyword names (``old="new"``) with a ``TypeError`` naming the new one.
+
+    For renames where the old name now means something else (``key=`` is only ever a
+    PRNG key), so forwarding it silently would be wrong.
+
+    Example:
+      >>> @moved_keywords(key="groupby")
+      ... def f(*, groupby="perturbation"):
+      ...     return groupby
+      >>> f(key="guide")
+      Traceback (most recent call last):
+      TypeError: f: key= is now groupby= (key= only ever means a PRNG key).
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old, new in moves.items():
+                if old in kwargs:
+                    why = " (key= only ever means a PRNG key)" if old == "key" else ""
+                    raise TypeError(f"{fn.__name__}: {old}= is now {new}={why}.")
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def seed(name: str, value) -> int:
     """``value`` as an int seed in ``[0, 2**32)`` (:data:`SEED_LIMIT`).
 
@@ -258,6 +291,34 @@ def as_screen(value, *, caller: str, name: str = "screen"):
         )
     shape = f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""
     raise TypeError(f"{caller} expects a Screen as {name}, got {kind}{shape}; {how}.")
+
+
+def as_anndata(value, *, caller: str, name: str = "adata"):
+    """``value`` if it is an ``anndata.AnnData`` (in memory or backed), else a ``TypeError``
+    saying what to pass instead.
+
+    Args:
+      value: what the user passed.
+      caller: the public function, for the message (e.g. ``"score_adata"``).
+      name: the parameter's name.
+    """
+    import anndata  # lazy: only the AnnData entry points need it
+
+    if isinstance(value, anndata.AnnData):
+        return value
+    from pairint_jax.screen import Screen
+
+    if isinstance(value, Screen):
+        how = "it is already a Screen: score it with pj.disjointedness_scores(screen) (or another test)"
+    elif isinstance(value, str) or hasattr(value, "__fspath__"):
+        how = "read the file first: adata = anndata.read_h5ad(path), or screen = pj.read_screen(path)"
+    else:
+        how = (
+            "build one with anndata.AnnData(X=x, obs=pandas.DataFrame({'perturbation': labels})), or a Screen with "
+            "pj.Screen.from_arrays(x, labels)"
+        )
+    shape = f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""
+    raise TypeError(f"{caller} expects an AnnData as {name}, got {type(value).__name__}{shape}; {how}.")
 
 
 def _short(value) -> str:

@@ -30,6 +30,7 @@ def _test_functions() -> dict:
     return {"disjointedness": disjointedness_scores, "additivity": additivity_scores, "separability": separability_scores}
 
 
+@_validate.moved_keywords(obsm="use_rep")
 def score_adata(
     adata,
     groupby: str | Sequence[str] = "perturbation",
@@ -84,7 +85,8 @@ def score_adata(
       ValueError: an unknown test, a missing column/representation/layer (the message lists
         what exists), a label column without doubles (the message proposes a separator when
         one would parse it), or any error of the tests.
-      TypeError: an option that none of the chosen tests takes.
+      TypeError: ``adata`` is not an AnnData; an option that none of the chosen tests takes
+        (``obsm=`` is now ``use_rep=``).
 
     Example:
       >>> df = pj.score_adata(adata, groupby="perturbation", control="ctrl")   # doctest: +SKIP
@@ -95,6 +97,7 @@ def score_adata(
 
     import pairint_jax
 
+    _validate.as_anndata(adata, caller="score_adata")
     chosen = _chosen_tests(tests)
     if not isinstance(key_added, str) or not key_added or "/" in key_added:
         raise ValueError(f"key_added must be a non-empty name without '/', got {key_added!r}.")

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pairint_jax._validate import as_anndata, as_screen, moved_keywords
 from pairint_jax.labels import as_control_set
 from pairint_jax.screen import Screen
 
@@ -157,6 +158,7 @@ def labels_from_columns(obs, groupby: str | Sequence[str], *, control: str | Ite
     return labels
 
 
+@moved_keywords(key="groupby", obsm="use_rep")
 def from_anndata(
     adata,
     *,
@@ -189,6 +191,8 @@ def from_anndata(
     Raises:
       ValueError: the column, ``obsm`` key or layer does not exist (the message lists
         the available ones), or any error of :meth:`~pairint_jax.Screen.from_arrays`.
+      TypeError: ``adata`` is not an AnnData; the former keywords ``key=``/``obsm=``
+        (now ``groupby=``/``use_rep=``).
 
     Example:
       >>> screen = from_anndata(adata, groupby="perturbation")            # doctest: +SKIP
@@ -203,6 +207,7 @@ def from_anndata(
 def screen_and_provenance(adata, *, groupby, use_rep, layer, control, sep, perturbations=None,
                           drop_unassigned=True, max_order=2, warn=True) -> tuple[Screen, dict]:
     """:func:`from_anndata`, also returning what was read and dropped (for provenance)."""
+    as_anndata(adata, caller="from_anndata")
     labels = labels_from_columns(adata.obs, groupby, control=control, sep=sep)
     readout = choose_readout(adata, use_rep=use_rep, layer=layer)
     screen = Screen.from_arrays(
@@ -227,6 +232,7 @@ def _provenance(screen, name, reason, groupby, control, n_read) -> dict:
     }
 
 
+@moved_keywords(key="groupby", obsm="use_rep")
 def read_screen(
     path: str | os.PathLike,
     *,
@@ -250,7 +256,10 @@ def read_screen(
       groupby: label column(s) (``.h5ad`` obs, ``.parquet``): one column or two guide columns.
       use_rep, layer: ``.h5ad`` only: the readout, as in :func:`from_anndata` (default
         ``obsm["X_pca"]`` when present, else ``X``).
-      features: ``.parquet`` only: the feature columns, or one list-valued column name.
+      features: ``.parquet`` only: the feature columns (numbers or booleans), or one
+        column name: a list-valued column (one list of numbers per row) or a numeric one.
+        Default: every numeric column besides the labels (boolean and text columns are
+        skipped, and named in the readout's description).
       x_key, labels_key: ``.npz`` only: the array names.
       control, sep, perturbations, drop_unassigned, max_order, warn: as in
         :meth:`Screen.from_arrays`.
@@ -261,8 +270,11 @@ def read_screen(
     Raises:
       FileNotFoundError: the file does not exist.
       ValueError: unknown suffix, missing columns/arrays, object arrays in ``.npz``,
-        ``use_rep``/``layer`` for a file other than ``.h5ad``, or any validation error of
-        :meth:`Screen.from_arrays`.
+        ``use_rep``/``layer`` for a file other than ``.h5ad``, a ``.parquet`` feature
+        column holding text (the message names the column), a ragged list column
+        (naming the column and row), or any validation error of :meth:`Screen.from_arrays`.
+      TypeError: ``features`` neither a column name nor a list of them; the former
+        keywords ``key=``/``obsm=`` (now ``groupby=``/``use_rep=``).
 
     Example:
       >>> screen = read_screen("screen.h5ad", groupby="perturbation", use_rep="X_pca")  # doctest: +SKIP
@@ -330,19 +342,92 @@ def _read_parquet(path, groupby, features, *, control, sep):
     df = pd.read_parquet(path)
     label_cols = [groupby] if isinstance(groupby, str) else list(groupby)
     labels = labels_from_columns(df, groupby, control=control, sep=sep)
+    if features is not None and not isinstance(features, str):
+        if isinstance(features, (bytes, dict)) or not isinstance(features, Iterable):
+            raise TypeError(
+                f"features must be a column name or a list of column names, got {features!r} "
+                f"({type(features).__name__})."
+            )
+        features = list(features)
+        if any(not isinstance(c, str) for c in features):
+            raise TypeError(f"features must name columns as strings, got {features!r}.")
     if isinstance(features, str):
         if features not in df.columns:
-            raise ValueError(f"feature column {features!r} is not in {path!r}.")
-        return np.stack([np.asarray(v, dtype=np.float64) for v in df[features].to_numpy()]), labels, features
-    cols = list(features) if features is not None else [
-        c for c in df.columns if c not in label_cols and pd.api.types.is_numeric_dtype(df[c])
-    ]
-    missing = [c for c in cols if c not in df.columns]
+            raise ValueError(f"feature column {features!r} is not in {path!r}; columns: {list(df.columns)}.")
+        return _list_column(df[features], features, path), labels, features
+    if features is None:
+        cols, skipped = [], []
+        for c in df.columns:
+            if c in label_cols:
+                continue
+            if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]):
+                cols.append(c)
+            else:
+                skipped.append(f"{c!r} ({_kind(df[c])})")
+        if not cols:
+            raise ValueError(
+                f"{path!r} has no numeric feature columns besides {label_cols}"
+                f"{' (skipped: ' + ', '.join(skipped) + ')' if skipped else ''}; name them with features=[...], or "
+                "one list-valued column with features='<column>'."
+            )
+        name = f"{len(cols)} numeric columns" + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+        return df[cols].to_numpy(dtype=np.float64), labels, name
+    missing = [c for c in features if c not in df.columns]
     if missing:
-        raise ValueError(f"feature columns {missing} are not in {path!r}.")
-    if not cols:
-        raise ValueError(f"{path!r} has no numeric feature columns besides {label_cols}.")
-    return df[cols].to_numpy(), labels, f"{len(cols)} numeric columns"
+        raise ValueError(f"feature columns {missing} are not in {path!r}; columns: {list(df.columns)}.")
+    if not features:
+        raise ValueError("features is an empty list; name at least one feature column.")
+    for c in features:
+        col = df[c]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            raise ValueError(
+                f"feature column {c!r} of {path!r} holds {_kind(col)}, not numbers; drop it from features="
+                + (f", or read it alone as a list-valued column with features={c!r}" if _kind(col) == "lists" else "")
+                + "."
+            )
+    return df[features].to_numpy(dtype=np.float64), labels, f"{len(features)} feature columns"
+
+
+def _kind(col) -> str:
+    """What a non-numeric column holds, in words (for messages)."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col):
+        return "booleans"
+    sample = next((v for v in col if v is not None and not (isinstance(v, float) and v != v)), None)
+    if isinstance(sample, str):
+        return "text"
+    if isinstance(sample, (list, tuple, np.ndarray)):
+        return "lists"
+    return f"values of type {type(sample).__name__}" if sample is not None else "only missing values"
+
+
+def _list_column(col, name: str, path: str) -> np.ndarray:
+    """``[N, d]`` float64 from one column: a numeric column (one feature) or a list-valued one."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.float64)[:, None]
+    values = col.to_numpy()
+    lengths = np.asarray([np.size(v) if isinstance(v, (list, tuple, np.ndarray)) else -1 for v in values])
+    bad = np.flatnonzero(lengths < 0)
+    if len(bad):
+        r = int(bad[0])
+        raise ValueError(
+            f"feature column {name!r} of {path!r} must hold one list of numbers per row, but row {r} holds "
+            f"{values[r]!r} ({_kind(col.iloc[r:r + 1])})."
+        )
+    ragged = np.flatnonzero(lengths != lengths[0])
+    if len(ragged):
+        r = int(ragged[0])
+        raise ValueError(
+            f"feature column {name!r} of {path!r} is ragged: row 0 has {lengths[0]} values but row {r} has "
+            f"{lengths[r]}; every observation needs the same number of features."
+        )
+    try:
+        return np.stack([np.asarray(v, dtype=np.float64) for v in values])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"feature column {name!r} of {path!r} holds lists with non-numeric values ({err}).") from err
 
 
 def write_screen(screen: Screen, path: str | os.PathLike, *, groupby: str = "perturbation") -> None:

@@ -217,10 +217,7 @@ class Screen:
         """Build a screen from an AnnData object: :func:`pairint_jax.io.from_anndata`, same arguments."""
         from pairint_jax.io import from_anndata  # the readers live in io.py; this delegate keeps the API
 
-        for old, new in (("key", "groupby"), ("obsm", "use_rep")):
-            if old in kwargs:
-                raise TypeError(f"from_anndata: {old}= is now {new}= (key= only ever means a PRNG key).")
-        return from_anndata(adata, **kwargs)
+        return from_anndata(adata, **kwargs)  # refuses the old key=/obsm= with the new names
 
     # ------------------------------------------------------------------ basic views
     @property

@@ -80,14 +80,29 @@ def run_test(screen, test: str, *, seed: int = 0, progress: bool | None = None, 
 
 
 def _read_groups(path):
+    """``{perturbation: group}`` from the ``--groups`` CSV (names read as text, never as NaN);
+    every problem is one line naming the file."""
     if not path:
         return None
     import pandas as pd
 
-    df = pd.read_csv(path)
+    where = f"--groups {path}"
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise click.ClickException(
+            f"{where}: cannot read it as a CSV ({' '.join(str(err).split())}); it needs two columns: perturbation, group."
+        ) from err
     if df.shape[1] < 2:
-        raise click.BadParameter("--groups needs a CSV with two columns: perturbation, group.")
-    return dict(zip(df.iloc[:, 0].astype(str), df.iloc[:, 1].astype(str)))
+        raise click.ClickException(f"{where}: found {df.shape[1]} column(s); it needs two: perturbation, group.")
+    if len(df) == 0:
+        raise click.ClickException(f"{where}: a header but no rows; list one perturbation and its group per row.")
+    names, groups = df.iloc[:, 0].str.strip(), df.iloc[:, 1].str.strip()
+    clash = names[names.duplicated(keep=False)]
+    clash = [n for n in dict.fromkeys(clash) if groups[names == n].nunique() > 1]
+    if clash:
+        raise click.ClickException(f"{where}: perturbation {clash[0]!r} is listed in more than one group.")
+    return dict(zip(names, groups))
 
 
 def _parse_pairs(text: str | None, sep: str):
