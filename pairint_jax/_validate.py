@@ -284,6 +284,10 @@ def as_screen(value, *, caller: str, name: str = "screen"):
         how = "build one with pj.io.from_anndata(adata, groupby='perturbation') (the obs column of condition labels), or score it directly with pj.score_adata(adata)"
     elif isinstance(value, str) or hasattr(value, "__fspath__"):
         how = "read the file first: screen = pj.read_screen(path)"
+    elif kind == "PairScores":
+        how = "that is a result (PairScores); pass the Screen it was computed from"
+    elif isinstance(value, tuple) and value and isinstance(value[0], Screen):
+        how = "the generators return (screen, truth): unpack it with screen, truth = pj.synthetic.<generator>(...)"
     else:
         how = (
             "build one with pj.Screen.from_arrays(x, labels, control='ctrl') (x: [N, ...] observations, labels: "

@@ -435,7 +435,13 @@ def write_screen(screen: Screen, path: str | os.PathLike, *, groupby: str = "per
 
     Parquet needs vector observations ``[N, d]``; images go to ``.npz`` or ``.h5ad``.
     A sparse screen is written to ``.h5ad`` only (``X`` stays sparse).
+
+    Raises:
+      TypeError: ``screen`` is not a :class:`Screen`.
+      ValueError: an unknown suffix, images to ``.h5ad``/``.parquet``, a sparse screen to
+        another format than ``.h5ad``.
     """
+    screen = as_screen(screen, caller="write_screen")
     path = os.fspath(path)
     suffix = path.lower().rsplit(".", 1)[-1]
     labels = np.asarray(screen.labels, dtype=str)

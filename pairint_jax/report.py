@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from pairint_jax._validate import as_screen
 from pairint_jax.multitest import CORRECTIONS, permutations_needed
 from pairint_jax.results import TEST_QUESTIONS
 
@@ -259,6 +260,8 @@ def write_score_report(
         items = [(results.test or "scores", results)]
     else:
         items = [(r.test or f"scores{k}", r) for k, r in enumerate(results)]
+    if screen is not None:
+        screen = as_screen(screen, caller="write_score_report")
     out = pathlib.Path(out_dir)
     sections, files = [], {}
     intro = screen.summary().replace("\n", " ") if screen is not None else ""

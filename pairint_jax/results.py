@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from pairint_jax._validate import one_of, positive_int, probability
+from pairint_jax._validate import as_screen, one_of, positive_int, probability
 from pairint_jax.multitest import CORRECTIONS, PValueFloorWarning, adjust_p_values, p_floor, permutations_needed
 
 __all__ = ["PairScores", "pair_scores_from_screen", "provenance", "TEST_QUESTIONS", "score_label"]
@@ -335,6 +335,7 @@ def pair_scores_from_screen(
       A :class:`PairScores` over all ``n(n-1)/2`` pairs, with ``measured`` set and
       ``settings["provenance"]`` from :func:`provenance`.
     """
+    screen = as_screen(screen, caller="pair_scores_from_screen")
     allp, index, reasons = screen.all_pairs()
     have = index >= 0
     measured = have.copy()

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from pairint_jax._validate import as_screen
 from pairint_jax.pl._common import as_matrix, finish, new_figure
 from pairint_jax.pl.pairs import _highlight_set, _name
 
@@ -28,6 +29,7 @@ def group_means(screen) -> np.ndarray:
     """
     from scipy import sparse
 
+    screen = as_screen(screen, caller="group_means")
     x = screen.x
     n = x.shape[0]
     if not sparse.issparse(x):
@@ -97,6 +99,7 @@ def observed_vs_expected(
     Returns:
       The matplotlib ``Figure`` (None when ``show=True``).
     """
+    screen = as_screen(screen, caller="observed_vs_expected")
     if len(screen.pairs) == 0:
         raise ValueError("the screen has no scorable pair (control, both singles and the double measured).")
     mu = group_means(screen)

@@ -234,7 +234,7 @@ def condition_kls(screen: Screen, **kwargs) -> dict:
       >>> condition_kls(screen, estimator="knn")   # doctest: +SKIP
       {'A': 3.9, 'B': 6.4, ...}
     """
-    res = separability_scores(screen, **kwargs)
+    res = separability_scores(as_screen(screen, caller="condition_kls"), **kwargs)
     return dict(res.settings["condition_kl"])
 
 

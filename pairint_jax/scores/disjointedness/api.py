@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pairint_jax._validate import as_key, nonnegative_int, one_of, optional_positive_int, positive_float, positive_int
+from pairint_jax._validate import as_key, as_screen, nonnegative_int, one_of, optional_positive_int, positive_float, positive_int
 from pairint_jax._validate import renamed_keywords
 from pairint_jax.parallel import check_mesh
 from pairint_jax.results import PairScores, pair_scores_from_screen
@@ -124,7 +124,8 @@ def disjointedness_scores(
         pair NaN with a reason saying so (and a ``RuntimeWarning``). (A :class:`Screen`
         never holds non-finite or float32-overflowing observations: its builders refuse
         them.)
-      TypeError: a parameter of the wrong type (a float ``n_permutations``, a bad key).
+      TypeError: ``screen`` is not a :class:`~pairint_jax.Screen`; a parameter of the wrong
+        type (a float ``n_permutations``, a bad key).
 
     Example:
       >>> import numpy as np, pairint_jax as pj
@@ -138,6 +139,7 @@ def disjointedness_scores(
     References:
       Gretton et al. (2012), A kernel two-sample test. JMLR 13.
     """
+    screen = as_screen(screen, caller="disjointedness_scores")
     bw = resolve_bandwidth(bandwidth)
     n_perm = nonnegative_int("n_permutations", n_permutations)
     median_rtol = positive_float("median_rtol", median_rtol, maximum=0.5)
