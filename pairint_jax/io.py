@@ -370,7 +370,7 @@ def _read_parquet(path, groupby, features, *, control, sep):
                 f"{' (skipped: ' + ', '.join(skipped) + ')' if skipped else ''}; name them with features=[...], or "
                 "one list-valued column with features='<column>'."
             )
-        name = f"{len(cols)} numeric columns" + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+        name = f"{len(cols)} numeric column{'' if len(cols) == 1 else 's'}" + (f" (skipped: {', '.join(skipped)})" if skipped else "")
         return df[cols].to_numpy(dtype=np.float64), labels, name
     missing = [c for c in features if c not in df.columns]
     if missing:
@@ -385,7 +385,7 @@ def _read_parquet(path, groupby, features, *, control, sep):
                 + (f", or read it alone as a list-valued column with features={c!r}" if _kind(col) == "lists" else "")
                 + "."
             )
-    return df[features].to_numpy(dtype=np.float64), labels, f"{len(features)} feature columns"
+    return df[features].to_numpy(dtype=np.float64), labels, f"feature columns {features}"
 
 
 def _kind(col) -> str:

@@ -3,8 +3,11 @@ raised *before any work* whose message names the parameter or the file.
 
 To add a case, append a ``Case`` to ``CASES``: an id, a function of the fixtures ``env``
 (``env.screen`` a small vector screen, ``env.images`` a small image screen, ``env.tmp`` a
-temporary folder), the exception type and a regular expression the message must match
-(name the parameter or the file in it). Each case must fail fast: the whole table runs in
+temporary folder, ``env.adata`` an AnnData, ``env.scores`` a PairScores, ``env.parquet`` a
+table with numeric, boolean, text, list and ragged-list columns, ``env.parquet_text`` one
+without numeric columns, ``env.npz``/``env.npz_object`` a good and an object-array
+archive), the exception type and a regular expression the message must match (name the
+parameter or the file in it). Each case must fail fast: the whole table runs in
 seconds because every check fires before any training, k-NN search or compilation.
 """
 
@@ -16,13 +19,18 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import flax.serialization as fser
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import pairint_jax as pj
 from pairint_jax import _validate as V
 from pairint_jax.nre import checkpoint, fit_nre, load_nre, make_encoder, nre_kl_all, nre_trainer, stratified_split
 from pairint_jax.nre.model import TrainedNRE
+from pairint_jax.report import write_score_report
+from pairint_jax.results import pair_scores_from_screen
 from pairint_jax.scores.separability import condition_kls
 
 
@@ -50,6 +58,21 @@ def _fake_trained():
     """A TrainedNRE shell: enough to reach nre_kl_all's option checks, which come first."""
     return TrainedNRE(model=None, variables={}, shift=np.zeros(3), scale=np.ones(3), class_names=("ctrl", "A"),
                       heldout=np.ones(6, bool), history={}, config={})
+
+
+def disj(**kw):
+    """``disjointedness_scores`` on the vector screen with the given options."""
+    return lambda env: pj.disjointedness_scores(env.screen, **kw)
+
+
+LABELS = [c for c in ("ctrl", "A", "B", "A+B") for _ in range(12)]
+
+
+def _with(value, *, row: int = 20, dtype=np.float32):
+    """The vector screen's observations with one entry replaced (input row 20 is in condition 'A')."""
+    x = np.random.default_rng(0).normal(size=(len(LABELS), 3)).astype(dtype)
+    x[row, 1] = value
+    return x
 
 
 def _file(env, name, data: bytes):
@@ -160,6 +183,126 @@ CASES = [
         r"enc\.msgpack' is a damaged"),
     Case("model-file-bad-variables", lambda env: load_nre(_file(env, "vars.msgpack", _checkpoint_payload())),
          ValueError, r"vars\.msgpack': the stored variables do not fit"),
+    # --- a Screen everywhere (item 7): every public entry point that takes one ---
+    Case("disj-ndarray", lambda env: pj.disjointedness_scores(np.zeros((10, 3))), TypeError,
+         r"disjointedness_scores expects a Screen .*Screen\.from_arrays"),
+    Case("disj-path", lambda env: pj.disjointedness_scores("screen.h5ad"), TypeError, r"pj\.read_screen\(path\)"),
+    Case("disj-anndata", lambda env: pj.disjointedness_scores(env.adata), TypeError, r"pj\.score_adata\(adata\)"),
+    Case("disj-screen-truth-tuple", lambda env: pj.disjointedness_scores((env.screen, None)), TypeError,
+         r"unpack it with screen, truth"),
+    Case("condition-kls-ndarray", lambda env: condition_kls(np.zeros((4, 2))), TypeError, r"condition_kls expects"),
+    Case("write-screen-ndarray", lambda env: pj.write_screen(np.zeros((4, 2)), env.tmp / "w.npz"), TypeError,
+         r"write_screen expects a Screen"),
+    Case("pair-scores-from-list", lambda env: pair_scores_from_screen([], np.zeros(0)), TypeError,
+         r"pair_scores_from_screen expects a Screen"),
+    Case("pl-group-means-none", lambda env: pj.pl.group_means(None), TypeError, r"group_means expects a Screen"),
+    Case("pl-observed-vs-expected-scores", lambda env: pj.pl.observed_vs_expected(env.scores), TypeError,
+         r"observed_vs_expected expects a Screen .*PairScores.*pass the Screen it was computed from"),
+    Case("report-screen-ndarray", lambda env: write_score_report([], env.tmp / "r", screen=np.zeros(3)), TypeError,
+         r"write_score_report expects a Screen"),
+    Case("score-adata-screen", lambda env: pj.score_adata(env.screen), TypeError,
+         r"score_adata expects an AnnData .*already a Screen"),
+    Case("score-adata-path", lambda env: pj.score_adata("cells.h5ad"), TypeError, r"anndata\.read_h5ad\(path\)"),
+    Case("from-anndata-ndarray", lambda env: pj.io.from_anndata(np.zeros((4, 2))), TypeError,
+         r"from_anndata expects an AnnData as adata"),
+    # --- extreme values (item 4): too large for float32 is refused naming row and condition ---
+    Case("x-1e20-float32", lambda env: pj.Screen.from_arrays(_with(1e20), LABELS), ValueError,
+         r"1 observation\(s\) too large for float32 .*condition 'A': 1 row\(s\) \(e\.g\. input row 20"),
+    Case("x-1e300-float64", lambda env: pj.Screen.from_arrays(_with(1e300, dtype=np.float64), LABELS), ValueError,
+         r"too large for float32 .*condition 'A'.*input row 20, largest \|value\| 1e\+300"),
+    Case("x-1e20-sparse", lambda env: pj.Screen.from_arrays(sp.csr_matrix(_with(1e20)), LABELS), ValueError,
+         r"too large for float32 .*condition 'A'.*input row 20"),
+    Case("with-x-1e20", lambda env: env.screen.with_x(_with(1e20)), ValueError,
+         r"too large for float32 .*condition 'A'"),
+    Case("x-nan-is-non-finite", lambda env: pj.Screen.from_arrays(_with(np.nan), LABELS), ValueError,
+         r"non-finite values .*condition 'A'.*input row 20"),
+    Case("control-int", lambda env: pj.Screen.from_arrays(_with(0.0), LABELS, control=0), TypeError,
+         r"control must be a label \(str\) .*got 0 \(int\).*control='0'"),
+    Case("control-none", lambda env: pj.Screen.from_arrays(_with(0.0), LABELS, control=None), TypeError,
+         r"control must be a label"),
+    # --- disjointedness options (item 5) ---
+    Case("bandwidth-1e-30", disj(bandwidth=1e-30), ValueError,
+         r"bandwidth=1e-30 is outside the range float32 kernels can use.*underflows"),
+    Case("bandwidth-1e30", disj(bandwidth=1e30), ValueError, r"bandwidth=1e\+30 is outside the range.*overflows"),
+    Case("bandwidth-zero", disj(bandwidth=0.0), ValueError, r"fixed bandwidth must be a positive finite float"),
+    Case("bandwidth-nan", disj(bandwidth=float("nan")), ValueError, r"fixed bandwidth"),
+    Case("bandwidth-mode", disj(bandwidth="median"), ValueError, r"bandwidth must be 'pair', 'global' or a positive"),
+    Case("bandwidth-bool", disj(bandwidth=True), TypeError, r"bandwidth must be"),
+    Case("global-sample-zero", disj(bandwidth="global", global_sample=0), ValueError, r"global_sample must be an int >= 2"),
+    Case("global-sample-one", disj(bandwidth="global", global_sample=1), ValueError, r"global_sample must be an int >= 2"),
+    Case("global-sample-negative", disj(bandwidth="global", global_sample=-5), ValueError, r"global_sample"),
+    Case("global-sample-float", disj(bandwidth="global", global_sample=2.5), TypeError, r"global_sample must be an int"),
+    Case("stream-block-negative", disj(stream=True, stream_block=-2), ValueError, r"stream_block must be an int >= 1"),
+    Case("stream-block-str", disj(stream=True, stream_block="big"), TypeError, r"stream_block"),
+    Case("pairs-per-chunk-str", disj(pairs_per_chunk="big"), TypeError, r"pairs_per_chunk must be an int.*'auto' or None"),
+    Case("pairs-per-chunk-zero", disj(pairs_per_chunk=0), ValueError, r"pairs_per_chunk must be an int >= 1"),
+    Case("disj-n-permutations-float", disj(n_permutations=9.5), TypeError, r"n_permutations must be an int"),
+    Case("disj-n-permutations-negative", disj(n_permutations=-1), ValueError, r"n_permutations"),
+    Case("disj-kernel", disj(kernel="laplace"), ValueError, r"kernel must be one of"),
+    Case("disj-null", disj(null="exact"), ValueError, r"null must be one of"),
+    Case("disj-median-rtol", disj(median_rtol=0.0), ValueError, r"median_rtol must be > 0"),
+    Case("disj-median-method", disj(median_method="sort"), ValueError, r"median_method must be one of"),
+    Case("disj-on-zero-bandwidth", disj(on_zero_bandwidth="ignore"), ValueError, r"on_zero_bandwidth must be one of"),
+    Case("disj-control-keyword", disj(control=0), TypeError, r"unexpected keyword argument 'control'"),
+    Case("disj-key-str", disj(key="seed"), TypeError, r"key must be a JAX PRNG key.*key=jax\.random\.key\(0\)"),
+    Case("disj-key-negative", disj(key=-1), ValueError, r"key: an int seed must lie in \[0, 2\*\*32\)"),
+    Case("disj-key-batch", disj(key=jax.random.split(jax.random.key(0), 2)), ValueError, r"key must be one key"),
+    # --- key= everywhere goes through as_key (item 5): an int is a seed, anything else a clear error ---
+    Case("sep-key-float", sep(key=1.5), TypeError, r"key must be a JAX PRNG key"),
+    Case("permutation-null-key", lambda env: pj.stats.permutation_null("k", jnp.eye(4), jnp.arange(4),
+                                                                       n_permutations=3), TypeError,
+         r"key must be a JAX PRNG key, got str"),
+    Case("bootstrap-null-key", lambda env: pj.stats.bootstrap_null(None, jnp.eye(4), jnp.arange(4), n_bootstrap=3),
+         TypeError, r"key is required"),
+    Case("bracket-median-key", lambda env: pj.stats.bracket_median([(jnp.ones((3, 3)), jnp.ones(3, bool),
+                                                                     jnp.ones(3, bool))], key=1.0), TypeError,
+         r"key must be a JAX PRNG key, got float"),
+    Case("split-key", lambda env: stratified_split("0", np.array([0, 0, 1, 1])), TypeError, r"key must be a JAX PRNG"),
+    Case("trainer-init-key", lambda env: nre_trainer(make_encoder("mlp"), class_prior=[0.5, 0.5]).init(
+        None, jnp.zeros((1, 3))), TypeError, r"key is required"),
+    Case("mmd-test-key", lambda env: pj.stats.mixture_mmd2_test(*(jnp.zeros((4, 2)),) * 4, key="k"), TypeError,
+         r"key must be a JAX PRNG key"),
+    Case("synthetic-key", lambda env: pj.synthetic.disjointedness_mixture("k"), TypeError, r"key must be a JAX PRNG"),
+    Case("synthetic-key-none", lambda env: pj.synthetic.separability_tabular(None), TypeError, r"key is required"),
+    Case("score-adata-key", lambda env: pj.score_adata(env.adata, key="k"), TypeError, r"key must be a JAX PRNG"),
+    # --- file readers (item 6): the column and the file are named ---
+    Case("parquet-text-feature", lambda env: pj.read_screen(env.parquet, features=["f0", "name"]), ValueError,
+         r"feature column 'name' of '.*s\.parquet' holds text, not numbers"),
+    Case("parquet-list-among-features", lambda env: pj.read_screen(env.parquet, features=["f0", "emb"]), ValueError,
+         r"feature column 'emb' .*holds lists.*features='emb'"),
+    Case("parquet-ragged-list", lambda env: pj.read_screen(env.parquet, features="rag"), ValueError,
+         r"feature column 'rag' of '.*s\.parquet' is ragged: row 0 has 3 values but row 7 has 2"),
+    Case("parquet-text-list", lambda env: pj.read_screen(env.parquet, features="txtlist"), ValueError,
+         r"feature column 'txtlist' .*non-numeric values"),
+    Case("parquet-text-as-list-column", lambda env: pj.read_screen(env.parquet, features="name"), ValueError,
+         r"feature column 'name' .*one list of numbers per row, but row 0 holds 'c0' \(text\)"),
+    Case("parquet-missing-feature", lambda env: pj.read_screen(env.parquet, features="nope"), ValueError,
+         r"feature column 'nope' is not in '.*s\.parquet'; columns: \["),
+    Case("parquet-features-int", lambda env: pj.read_screen(env.parquet, features=5), TypeError,
+         r"features must be a column name or a list of column names"),
+    Case("parquet-features-empty", lambda env: pj.read_screen(env.parquet, features=[]), ValueError,
+         r"features is an empty list"),
+    Case("parquet-no-numeric", lambda env: pj.read_screen(env.parquet_text), ValueError,
+         r"'.*text\.parquet' has no numeric feature columns .*skipped: 'flag' \(booleans\), 'name' \(text\)"),
+    Case("read-screen-old-key", lambda env: pj.read_screen(env.parquet, key="perturbation"), TypeError,
+         r"read_screen: key= is now groupby="),
+    Case("read-screen-old-obsm", lambda env: pj.read_screen(env.parquet, obsm="X_pca"), TypeError,
+         r"read_screen: obsm= is now use_rep="),
+    Case("from-anndata-old-key", lambda env: pj.io.from_anndata(env.adata, key="perturbation"), TypeError,
+         r"key= is now groupby="),
+    Case("score-adata-old-obsm", lambda env: pj.score_adata(env.adata, obsm="X_pca"), TypeError,
+         r"score_adata: obsm= is now use_rep="),
+    Case("read-screen-missing", lambda env: pj.read_screen(env.tmp / "nope.h5ad"), FileNotFoundError, r"nope\.h5ad"),
+    Case("read-screen-suffix", lambda env: pj.read_screen(_file(env, "s.txt", b"x")), ValueError,
+         r"unknown screen file type 'txt' for '.*s\.txt'"),
+    Case("read-screen-npz-array", lambda env: pj.read_screen(env.npz, x_key="X"), ValueError,
+         r"'.*s\.npz' has no array 'X'; arrays present"),
+    Case("read-screen-npz-object", lambda env: pj.read_screen(env.npz_object), ValueError,
+         r"'.*obj\.npz' stores an object array.*never unpickles"),
+    Case("read-screen-use-rep-npz", lambda env: pj.read_screen(env.npz, use_rep="X_pca"), ValueError,
+         r"use_rep= and layer= apply to \.h5ad files only, not to '.*s\.npz'"),
+    Case("read-screen-groupby-missing", lambda env: pj.read_screen(env.parquet, groupby="guide"), ValueError,
+         r"column 'guide' is not in the table"),
     # --- seeds and keys (item 2: --seed 10**23) ---
     Case("key-seed-huge", lambda env: V.as_key(10**23), ValueError, r"\bkey: an int seed must lie in \[0, 2\*\*32\)"),
     Case("key-seed-2-32", lambda env: V.as_key(2**32), ValueError, r"\bkey: an int seed"),
@@ -174,7 +317,26 @@ def env(tmp_path_factory):
     labels = [c for c in ("ctrl", "A", "B", "A+B") for _ in range(12)]
     screen = pj.Screen.from_arrays(rng.normal(size=(len(labels), 3)).astype(np.float32), labels, warn=False)
     images = pj.Screen.from_arrays(rng.normal(size=(len(labels), 1, 4, 4)).astype(np.float32), labels, warn=False)
-    return types.SimpleNamespace(screen=screen, images=images, tmp=tmp_path_factory.mktemp("bad_inputs"))
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    import anndata
+    import pandas as pd
+
+    obs = pd.DataFrame({"perturbation": labels}, index=[str(i) for i in range(len(labels))])
+    adata = anndata.AnnData(X=rng.normal(size=(len(labels), 3)).astype(np.float32), obs=obs)
+    n = len(labels)
+    table = pd.DataFrame({"perturbation": labels, "f0": rng.normal(size=n), "f1": rng.normal(size=n),
+                          "flag": rng.random(n) > 0.5, "name": [f"c{i}" for i in range(n)],
+                          "emb": [rng.normal(size=3) for _ in range(n)],
+                          "rag": [rng.normal(size=2 if i == 7 else 3) for i in range(n)],
+                          "txtlist": [["a", "b"]] * n})
+    table.to_parquet(tmp / "s.parquet")
+    table[["perturbation", "flag", "name"]].to_parquet(tmp / "text.parquet")
+    np.savez(tmp / "s.npz", x=np.asarray(screen.x), labels=np.asarray(labels))
+    np.savez(tmp / "obj.npz", x=np.asarray(screen.x), labels=np.asarray(labels, dtype=object))
+    scores = pj.disjointedness_scores(screen, n_permutations=0)
+    return types.SimpleNamespace(screen=screen, images=images, tmp=tmp, adata=adata, parquet=tmp / "s.parquet",
+                                 parquet_text=tmp / "text.parquet", npz=tmp / "s.npz", npz_object=tmp / "obj.npz",
+                                 scores=scores)
 
 
 def test_the_table_is_big_and_its_ids_unique():

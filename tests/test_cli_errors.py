@@ -145,6 +145,64 @@ def test_seed_out_of_range_is_a_usage_error_naming_the_option(files, tmp_path, c
     assert len(errors) == 1 and "'--seed'" in errors[0] and "0<=x<=4294967295" in errors[0], res.stderr
 
 
+@pytest.mark.parametrize(
+    "name,data,problem",
+    [
+        ("empty.csv", b"", "cannot read it as a CSV"),
+        ("binary.csv", bytes(range(256)) * 4, "cannot read it as a CSV"),
+        ("quote.csv", b'p,g\n"A,x\nB,y\n', "cannot read it as a CSV"),
+        ("one_column.csv", b"perturbation\nA\n", "found 1 column(s); it needs two"),
+        ("header_only.csv", b"perturbation,group\n", "a header but no rows"),
+        ("two_groups.csv", b"perturbation,group\nA,x\nA,y\n", "'A' is listed in more than one group"),
+    ],
+)
+def test_a_bad_groups_csv_is_one_line_naming_it_before_scoring(files, tmp_path, name, data, problem):
+    path = tmp_path / name
+    path.write_bytes(data)
+    res = run(["score", files / "good.npz", "--test", "additivity", "--groups", path, "--out", tmp_path / "o"])
+    assert_one_line_error(res, "--groups", name, problem)
+    assert not (tmp_path / "o" / "additivity.csv").exists()
+
+
+def test_groups_named_na_are_kept_as_text(files, tmp_path):
+    path = tmp_path / "groups.csv"
+    path.write_text("perturbation,group\nA,NA\nB,None\n")
+    res = run(["score", files / "good.npz", "--test", "additivity", "--groups", path, "--out", tmp_path / "o"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.fixture(scope="module")
+def parquet(tmp_path_factory):
+    import pandas as pd
+
+    d = tmp_path_factory.mktemp("parquet_errors")
+    rng = np.random.default_rng(0)
+    labels = [c for c in ("ctrl", "A", "B", "A+B") for _ in range(10)]
+    n = len(labels)
+    pd.DataFrame({"perturbation": labels, "f0": rng.normal(size=n), "flag": rng.random(n) > 0.5,
+                  "name": [f"c{i}" for i in range(n)],
+                  "rag": [rng.normal(size=2 if i == 7 else 3) for i in range(n)]}).to_parquet(d / "s.parquet")
+    return d / "s.parquet"
+
+
+@pytest.mark.parametrize(
+    "features,problem",
+    [
+        ("f0,name", "feature column 'name'"),
+        ("rag", "feature column 'rag'"),
+        ("nope", "feature column 'nope' is not in"),
+    ],
+)
+def test_parquet_feature_problems_name_the_column_and_the_file(parquet, features, problem):
+    assert_one_line_error(run(["info", parquet, "--features", features]), "s.parquet", problem)
+
+
+def test_parquet_default_features_skip_booleans_and_text_and_say_so(parquet):
+    res = run(["info", parquet])
+    assert res.exit_code == 0, res.output
+    assert "readout: 1 numeric column (skipped: 'flag' (booleans), 'name' (text), 'rag' (lists))" in res.output
+
+
 # ----------------------------------------------------------------------------- observe
 
 
