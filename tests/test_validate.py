@@ -137,3 +137,43 @@ def test_as_screen_says_how_to_build_a_screen():
         V.as_screen(np.zeros((3, 2)), caller="f")
     with pytest.raises(TypeError, match=r"read_screen\(path\)"):
         V.as_screen("screen.h5ad", caller="f")
+
+
+def test_moved_keywords_refuse_old_names_naming_the_new_one():
+    @V.moved_keywords(key="groupby", obsm="use_rep")
+    def f(*, groupby="perturbation", use_rep=None):
+        return groupby, use_rep
+
+    assert f(groupby="g", use_rep="X") == ("g", "X")
+    with pytest.raises(TypeError, match=r"^f: key= is now groupby= \(key= only ever means a PRNG key\)\.$"):
+        f(key="g")
+    with pytest.raises(TypeError, match=r"^f: obsm= is now use_rep=\.$"):
+        f(obsm="X_pca")
+
+
+def test_as_screen_hints_for_results_and_generator_tuples():
+    import pairint_jax as pj
+
+    screen = pj.Screen.from_arrays(np.zeros((4, 2)) + np.arange(4)[:, None], ["ctrl", "ctrl", "A", "A"], warn=False)
+    with pytest.raises(TypeError, match=r"got tuple; the generators return \(screen, truth\)"):
+        V.as_screen((screen, {}), caller="f")
+    res = pj.results.PairScores(perturbations=("A", "B"), pairs=np.array([[0, 1]]), score=np.zeros(1),
+                                reason=np.array([""], object))
+    with pytest.raises(TypeError, match=r"got PairScores; that is a result"):
+        V.as_screen(res, caller="f")
+
+
+def test_as_anndata_accepts_anndata_and_explains_the_rest():
+    import anndata
+
+    import pairint_jax as pj
+
+    adata = anndata.AnnData(X=np.zeros((3, 2), np.float32))
+    assert V.as_anndata(adata, caller="g") is adata
+    with pytest.raises(TypeError, match=r"g expects an AnnData as adata, got ndarray of shape \(3, 2\); .*anndata"):
+        V.as_anndata(np.zeros((3, 2)), caller="g")
+    with pytest.raises(TypeError, match=r"anndata\.read_h5ad\(path\)"):
+        V.as_anndata("cells.h5ad", caller="g")
+    screen = pj.Screen.from_arrays(np.zeros((4, 2)) + np.arange(4)[:, None], ["ctrl", "ctrl", "A", "A"], warn=False)
+    with pytest.raises(TypeError, match=r"already a Screen"):
+        V.as_anndata(screen, caller="g")
