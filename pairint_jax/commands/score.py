@@ -91,7 +91,8 @@ def _read_groups(path):
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise click.ClickException(
-            f"{where}: cannot read it as a CSV ({' '.join(str(err).split())}); it needs two columns: perturbation, group."
+            f"{where}: cannot read it as a CSV ({' '.join(str(err).split())}); "
+            "it needs two columns: perturbation, group."
         ) from err
     if df.shape[1] < 2:
         raise click.ClickException(f"{where}: found {df.shape[1]} column(s); it needs two: perturbation, group.")
