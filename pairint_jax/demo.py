@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pairint_jax import _validate as V
+
 __all__ = ["DemoConfig", "run_demo", "SCREENS", "APPLIES"]
 
 #: Built-in screens: name -> (generator attribute in pj.synthetic, description).
@@ -64,6 +66,27 @@ class DemoConfig:
     posterior_samples: int = 300
     discovery_min_n: int = 50
     progress: bool | None = None  # None: bars when a person is watching (terminal or notebook)
+
+    def __post_init__(self):  # every setting is checked here, before any work
+        V.one_of("screen", self.screen, sorted(SCREENS))
+        V.positive_int("n_perturbations", self.n_perturbations, minimum=2)
+        V.optional_positive_int("n_per_condition", self.n_per_condition, minimum=2)
+        V.optional_positive_int("dim", self.dim)
+        V.seed("seed", self.seed)
+        V.nonnegative_int("permutations", self.permutations)
+        V.as_bool("nre", self.nre)
+        V.positive_int("nre_epochs", self.nre_epochs)
+        V.as_bool("discovery", self.discovery)
+        V.optional_positive_int("rounds", self.rounds)
+        V.positive_int("batch", self.batch)
+        V.positive_int("seeds", self.seeds)
+        if isinstance(self.policies, str) or not all(isinstance(p, str) for p in self.policies) or not self.policies:
+            raise TypeError(f"policies must be a non-empty tuple of policy names, got {self.policies!r}.")
+        V.positive_int("svi_steps", self.svi_steps)
+        V.positive_int("posterior_samples", self.posterior_samples)
+        V.positive_int("discovery_min_n", self.discovery_min_n, minimum=2)
+        if self.progress is not None:
+            V.as_bool("progress", self.progress)
 
 
 def _auroc(scores: np.ndarray, truth: np.ndarray) -> float:

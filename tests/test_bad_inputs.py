@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 import pairint_jax as pj
 from pairint_jax import _validate as V
+from pairint_jax.demo import DemoConfig
 from pairint_jax.nre import checkpoint, fit_nre, load_nre, make_encoder, nre_kl_all, nre_trainer, stratified_split
 from pairint_jax.nre.model import TrainedNRE
 from pairint_jax.report import write_score_report
@@ -303,6 +304,12 @@ CASES = [
          r"use_rep= and layer= apply to \.h5ad files only, not to '.*s\.npz'"),
     Case("read-screen-groupby-missing", lambda env: pj.read_screen(env.parquet, groupby="guide"), ValueError,
          r"column 'guide' is not in the table"),
+    # --- the demo's settings are checked when the config is made ---
+    Case("demo-seed-huge", lambda env: DemoConfig(seed=2**40), ValueError, r"\bseed: an int seed must lie in"),
+    Case("demo-batch-zero", lambda env: DemoConfig(batch=0), ValueError, r"\bbatch must be an int >= 1"),
+    Case("demo-screen", lambda env: DemoConfig(screen="norman"), ValueError, r"\bscreen must be one of 'd11'"),
+    Case("demo-policies-str", lambda env: DemoConfig(policies="ids"), TypeError, r"policies must be a non-empty tuple"),
+    Case("demo-nre-str", lambda env: DemoConfig(nre="yes"), TypeError, r"\bnre must be True or False"),
     # --- seeds and keys (item 2: --seed 10**23) ---
     Case("key-seed-huge", lambda env: V.as_key(10**23), ValueError, r"\bkey: an int seed must lie in \[0, 2\*\*32\)"),
     Case("key-seed-2-32", lambda env: V.as_key(2**32), ValueError, r"\bkey: an int seed"),
