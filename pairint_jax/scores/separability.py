@@ -68,9 +68,10 @@ def _check_representation(screen, estimator: str, force_high_dim: bool) -> None:
             "rows; score a low-dimensional representation (use_rep='X_pca'), use estimator='knn', or pass "
             "screen.to_dense() if it fits in memory."
         )
-    if estimator == "knn":
+    if estimator != "knn":
+        return
+    if d <= KNN_WARN_DIM:
         _warn_small_samples(screen, d)
-    if estimator != "knn" or d <= KNN_WARN_DIM:
         return
     advice = "score a low-dimensional representation instead (use_rep='X_pca'; CLI --use-rep X_pca)"
     if d > KNN_MAX_DIM and not force_high_dim:
@@ -84,6 +85,7 @@ def _check_representation(screen, estimator: str, force_high_dim: bool) -> None:
         UserWarning,
         stacklevel=4,  # _check_representation, separability_scores, its keyword-rename wrapper, the caller
     )
+    _warn_small_samples(screen, d)  # after the refusal: a refused run gets the error only
 
 
 def _warn_small_samples(screen, d: int) -> None:
