@@ -75,3 +75,24 @@ def test_public_entry_points_default_to_auto():
     for fn in (pj.separability_scores, pj.nre.fit_nre, pj.nre.train.train_loop):
         assert inspect.signature(fn).parameters["progress"].default is None, fn.__name__
     assert DemoConfig().progress is None
+
+
+def test_public_score_functions_default_to_auto_progress():
+    """Every public scoring entry point shows bars when a person is watching (progress=None)."""
+    import inspect
+
+    import pairint_jax as pj
+
+    for fn in (pj.disjointedness_scores, pj.separability_scores, pj.score_adata):
+        assert inspect.signature(fn).parameters["progress"].default is None, fn.__name__
+
+
+def test_disjointedness_refuses_a_string_progress():
+    import pairint_jax as pj
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    labels = np.repeat(["ctrl", "A", "B", "A+B"], 10)
+    screen = pj.Screen.from_arrays(x, labels, control="ctrl")
+    with pytest.raises(TypeError, match="progress"):
+        pj.disjointedness_scores(screen, progress="no")

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._validate import as_key, as_screen, nonnegative_int, one_of, optional_positive_int, positive_float, positive_int
+from pairint_jax._progress import resolve_progress
 from pairint_jax._validate import renamed_keywords
 from pairint_jax.parallel import check_mesh
 from pairint_jax.results import PairScores, pair_scores_from_screen
@@ -39,7 +40,7 @@ def disjointedness_scores(
     median_method: str = "auto",
     global_sample: int = 2048,
     on_zero_bandwidth: str = "raise",
-    progress: bool = False,
+    progress: bool | None = None,
     mesh=None,
     stream: bool = False,
     stream_block: int | None = None,
@@ -96,7 +97,8 @@ def disjointedness_scores(
       on_zero_bandwidth: ``"raise"`` (default) raises when a pair's median distance is 0
         (constant or duplicated data); ``"nan"`` reports NaN with a reason instead.
       progress: show a progress bar (the pass is then split into up to 20 equal
-        compiled blocks of pairs).
+        compiled blocks of pairs). ``None`` (default) shows it when a person is watching
+        (a terminal or a notebook), ``True``/``False`` force it.
       mesh: optional :class:`jax.sharding.Mesh`: the pairs are split over its devices
         (``shard_map``; ``pairs_per_chunk`` then counts pairs per device, and every
         device runs whole chunks; observations and shared blocks replicated). With the
@@ -150,6 +152,7 @@ def disjointedness_scores(
     one_of("on_zero_bandwidth", on_zero_bandwidth, ("raise", "nan"))
     global_sample = positive_int("global_sample", global_sample, minimum=2)
     stream_block = optional_positive_int("stream_block", stream_block)
+    progress = resolve_progress(progress)
     mesh = check_mesh(mesh)
     if len(screen.pairs) == 0:
         return pair_scores_from_screen(screen, np.zeros(0), test="disjointedness", settings=settings)
