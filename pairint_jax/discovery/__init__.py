@@ -14,7 +14,9 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
 """
 
 from pairint_jax.discovery.campaign import Campaign, ObserveResult
-from pairint_jax.discovery.acquisition import POLICIES, Batch, IDSStats, acquire, ids, ids_stats, thompson, ucb, uncertainty
+from pairint_jax.discovery.acquisition import Batch, IDSStats, greedy, ids, ids_stats, thompson, ucb, uncertainty, uniform
+from pairint_jax.discovery.hub import hub
+from pairint_jax.discovery.policies import POLICIES, REGISTRY, acquire
 from pairint_jax.discovery.posterior import FactorSamples, LowRankModel, Observations, PosteriorState
 from pairint_jax.discovery.simulate import SimulationResult, simulate, simulate_many
 from pairint_jax.discovery.tiled import TiledBatch, ids_tiled
@@ -31,7 +33,10 @@ __all__ = [
     "PosteriorState",
     "SimulationResult",
     "TiledBatch",
+    "REGISTRY",
     "acquire",
+    "greedy",
+    "hub",
     "ids",
     "ids_stats",
     "ids_tiled",
@@ -40,4 +45,5 @@ __all__ = [
     "thompson",
     "ucb",
     "uncertainty",
+    "uniform",
 ]

@@ -250,7 +250,7 @@ class Campaign:
         Example:
           >>> c = Campaign.create(tmp / "c", ["A", "B", "C", "D"], batch=2, steps=200)  # doctest: +SKIP
         """
-        from pairint_jax.discovery.acquisition import check_policy
+        from pairint_jax.discovery.policies import check_policy
         from pairint_jax.discovery.posterior import LowRankModel
 
         path = pathlib.Path(path)
@@ -513,6 +513,7 @@ def _compute_proposal(state: dict, *, progress: bool):
     import jax.numpy as jnp
 
     from pairint_jax.discovery import acquisition as acq
+    from pairint_jax.discovery.policies import check_policy
     from pairint_jax.discovery import posterior as post
 
     s = state["settings"]
@@ -520,7 +521,7 @@ def _compute_proposal(state: dict, *, progress: bool):
     n = len(names)
     index = {p: i for i, p in enumerate(names)}
     obs = state["observations"]
-    opts = acq.check_policy(s["policy"], dict(s["policy_options"]))
+    opts = check_policy(s["policy"], dict(s["policy_options"]))
     if s["policy"] == "ids" and n >= TILED_MIN_N and not opts.get("reestimate", False):
         return _compute_proposal_tiled(state, opts, progress=progress)
     remaining = np.triu(np.ones((n, n), bool), 1)
@@ -535,7 +536,7 @@ def _compute_proposal(state: dict, *, progress: bool):
     kf, ka = jax.random.split(key)
     batch = int(s["batch"])
     if not obs:
-        b = acq.random(None, jnp.asarray(remaining), ka, batch=batch)
+        b = acq.uniform(None, jnp.asarray(remaining), ka, batch=batch)
         return _batch_names(b, names), None
     model = post.LowRankModel(n=n, rank=s["rank"], offset=s["offset"], link=s["link"], standardize=s["standardize"],
                               steps=s["steps"], num_samples=s["num_samples"], nonnegative=s.get("nonnegative", False))
@@ -680,7 +681,7 @@ def _propose_program(key, start, buf, remaining, lr, sigma_scale, lam, beta, *, 
             elif policy == "ts":
                 b = acq.thompson(samples, remaining, ka, batch=batch)
             else:
-                b = acq.random(samples, remaining, ka, batch=batch)
+                b = acq.uniform(samples, remaining, ka, batch=batch)
             return new, b, info
 
         _PROGRAM = program

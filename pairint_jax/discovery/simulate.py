@@ -45,6 +45,7 @@ import numpy as np
 
 from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery import acquisition as acq
+from pairint_jax.discovery.policies import check_policy
 from pairint_jax.discovery import posterior as post
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded, sharded_spec
 
@@ -272,7 +273,7 @@ def _make_round(policies, model, batch, n_init, first_random, reestimate, chunk_
         rem = avail & ~taken
 
         def random_batch():
-            return state, acq.random(None, rem, ka, batch=batch), jnp.float32(jnp.nan)
+            return state, acq.uniform(None, rem, ka, batch=batch), jnp.float32(jnp.nan)
 
         def model_batch():
             new, info = post._fit(kf, state, obs, lr, sigma_scale, 1.0, model=model)
@@ -473,7 +474,7 @@ def simulate_many(
     unknown = sorted(set(policy_options) - set(policies))
     if unknown:
         raise ValueError(f"policy_options given for {unknown}, which are not among policies {policies}.")
-    opts = {p: acq.check_policy(p, policy_options.get(p, {})) for p in policies}
+    opts = {p: check_policy(p, policy_options.get(p, {})) for p in policies}
     mesh = check_mesh(mesh)
     _check_common(seeds, {"lr": lr, "sigma_scale": sigma_scale})
     prob = _problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)

@@ -53,8 +53,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
-from pairint_jax.discovery.acquisition import _psi
-from pairint_jax.discovery.posterior import FactorSamples, _link
+from pairint_jax.discovery.links import apply_link
+from pairint_jax.discovery.posterior import FactorSamples
+from pairint_jax.discovery.sample_stats import info_ratio
 from pairint_jax.parallel import check_mesh, mesh_size, replicated, shard_map, sharded, sharded_spec
 
 __all__ = ["TiledBatch", "ids_tiled", "tile_plan"]
@@ -171,7 +172,7 @@ def _values(fs, bi, bj, t: int, dense: bool, link: str):
     # u_i.v_j + v_i.u_j as one product with inner dimension 2m: one [K, T, T] output, not two
     f = 0.5 * jnp.einsum("kbm,kjm->kbj", jnp.concatenate([ub, vb], -1), jnp.concatenate([vc, uc], -1))
     f = f + fs["offset"][:, None, None]
-    return fs["shift"] + fs["scale"] * _link(link, f)
+    return fs["shift"] + fs["scale"] * apply_link(link, f)
 
 
 def _mask(bi, bj, ok, excl, rem, t: int, n: int):
@@ -298,7 +299,7 @@ def _select_local(carry, fs, tiles, ok, excl, rem, stats, key, *, t, n, dense, l
             v = solo + jnp.matmul(p_g, dev * dev, precision=hi)  # padded columns have p_g = 0
             v = jnp.where(n_groups > 1, v, 0.0).reshape(t, t)
             delta = delta.reshape(t, t)
-            psi = _psi(delta, v, lam)
+            psi = info_ratio(delta, v, lam)
         return _merge(c, _tile_best(psi, delta, m, flat, kt), b)
 
     return _scan_tiles(body, carry, tiles, ok, excl)
@@ -365,7 +366,7 @@ def _take_samples(fs, idx):
 
 def _groups_host(best_idx, w):
     """Group of each sample: the first valid sample with the same optimal action, else 0
-    (exactly ``acquisition._groups``, so the samples are ordered the same way)."""
+    (exactly ``sample_stats.best_groups``, so the samples are ordered the same way)."""
     first = {}
     for s in np.flatnonzero(w > 0):
         first.setdefault(int(best_idx[s]), int(s))
