@@ -320,14 +320,8 @@ def uncertainty(samples, remaining, key, *, batch: int, chunk_size: int | None =
 def greedy(samples, remaining, key, *, batch: int, chunk_size: int | None = None) -> Batch:
     """Greedy on the posterior: the ``batch`` largest posterior means over the valid samples.
 
-    Ties go to the lower pair index. A pure exploitation baseline: UCB with ``beta = 0``.
-
-    Args:
-      samples: :class:`FactorSamples` or ``[K, n, n]``.
-      remaining: ``[n, n]`` bool.
-      key: PRNG key (random fallback only).
-      batch: ``b`` (static).
-      chunk_size: rows of ``R`` per block (static; None: automatic).
+    Ties go to the lower pair index. A pure exploitation baseline: UCB with ``beta = 0``. The
+    arguments are those of :func:`uncertainty`.
 
     Returns:
       :class:`Batch` with ``score = mean``.
