@@ -298,13 +298,32 @@ def ids_tiled(
     best_val, best_idx, finite = (np.asarray(jax.device_get(_replicate(x, mesh)))[:k_dim] for x in carry)
 
     # host: groups of the valid samples
+    stats, order, n_valid, n_groups, b_pad = _group_stats(best_val, best_idx, finite, lam)
+    mode = "ids" if n_valid > 0 else "random"
+    fs2 = _take_samples(fs, order)
+
+    # pass 2: tiles sharded, running top-b per device
+    carry = _place(tuple(jnp.tile(x, d) for x in empty_buffer(b)), mesh)
+    for blk in _blocks([tiles, tile_ok, excl], d, calls):
+        carry = pass_select(carry, fs2, *map(_dev, blk), rem, stats, key, b=b, mode=mode, **statics)
+        bar.update(len(blk[0]))
+    bar.close()
+    inv, psi, _, flat = (np.asarray(x) for x in final_batch(carry, b=b, mesh=mesh))
+    valid = inv == 0
+    pairs = np.where(valid[:, None], np.stack([flat // n, flat % n], 1), 0).astype(np.int32)
+    score = np.where(valid, -psi if mode == "random" else psi, 0.0).astype(np.float32)
+    return TiledBatch(pairs, valid, score, n_valid, mode == "random", n_groups, b_pad, t, n_tiles)
+
+
+def _group_stats(best_val, best_idx, finite, lam):
+    """Pass 2's inputs from pass 1 (host): the samples' order (grouped by optimal action) and
+    the weights, reference, best values, one-hot group matrix and group sizes."""
+    k_dim = len(finite)
     w = finite.astype(np.float32)
     n_valid = int(w.sum())
     group = _groups_host(best_idx, w)
     order = np.argsort(group, kind="stable")
     distinct, sizes = np.unique(group[w > 0], return_counts=True)
-    n_groups = len(distinct)
-    mode = "ids" if n_valid > 0 else "random"
     # groups of one sample go elementwise; the one-hot product covers the larger groups only
     multi = distinct[sizes > 1]
     b_pad = _multi_columns(len(multi))
@@ -322,22 +341,10 @@ def ids_tiled(
         jnp.asarray(onehot),
         jnp.asarray(counts / wsum, jnp.float32),
         jnp.asarray(1.0 / np.maximum(counts, 1.0), jnp.float32),
-        jnp.int32(n_groups),
+        jnp.int32(len(distinct)),
         jnp.float32(lam),
     )
-    fs2 = _take_samples(fs, order)
-
-    # pass 2: tiles sharded, running top-b per device
-    carry = _place(tuple(jnp.tile(x, d) for x in empty_buffer(b)), mesh)
-    for blk in _blocks([tiles, tile_ok, excl], d, calls):
-        carry = pass_select(carry, fs2, *map(_dev, blk), rem, stats, key, b=b, mode=mode, **statics)
-        bar.update(len(blk[0]))
-    bar.close()
-    inv, psi, _, flat = (np.asarray(x) for x in final_batch(carry, b=b, mesh=mesh))
-    valid = inv == 0
-    pairs = np.where(valid[:, None], np.stack([flat // n, flat % n], 1), 0).astype(np.int32)
-    score = np.where(valid, -psi if mode == "random" else psi, 0.0).astype(np.float32)
-    return TiledBatch(pairs, valid, score, n_valid, mode == "random", n_groups, b_pad, t, n_tiles)
+    return stats, order, n_valid, len(distinct), b_pad
 
 
 def _multi_columns(n_multi: int) -> int:
