@@ -19,6 +19,8 @@ no pickles::
      "proposals": [{"round": 1, "pairs": [["A", "C"], ...], "n_observed": 0}, ...],
      "posterior": null | {"params": {"U_loc": [[...]], ...}, "shift": x, "scale": y}}
 
+The file is checked against :mod:`~pairint_jax.discovery.campaign_schema` at every load and
+before every save (:class:`CampaignStateError`, one line naming the bad field).
 Floats are written with Python's shortest round-trip repr, so a reopened campaign holds
 bit-identical scores and guide parameters. ``next_batch.csv`` and ``observations.csv`` are
 convenience exports rewritten after every change (never read back).
@@ -61,10 +63,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Campaign", "ObserveResult", "FORMAT", "VERSION"]
+from pairint_jax.discovery.campaign_schema import FORMAT, VERSION, CampaignStateError, read_state, validate_state
 
-FORMAT = "pairint-campaign"
-VERSION = 1
+__all__ = ["Campaign", "CampaignStateError", "ObserveResult", "FORMAT", "VERSION"]
+
 STATE_FILE = "campaign.json"
 LOCK_FILE = ".lock"
 REL_TOL = 1e-9
@@ -138,6 +140,7 @@ def _locked(folder: pathlib.Path):
 
 
 def _dump(state: dict) -> bytes:
+    validate_state(state, where=STATE_FILE)  # never write a state that would not load
     return (json.dumps(state, indent=1, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -148,15 +151,7 @@ def _load(path: pathlib.Path) -> dict:
             f"no campaign at {path}: {STATE_FILE} is missing. Create one with Campaign.create(path, perturbations) "
             "or `pairint campaign-init`."
         )
-    try:
-        state = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid campaign JSON ({err}).") from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a pairint campaign (format field {state.get('format') if isinstance(state, dict) else None!r}).")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{file} has campaign format version {state.get('version')!r}; this pairint_jax reads version {VERSION}.")
-    return state
+    return read_state(file)  # decoded and checked against the schema (CampaignStateError naming the field)
 
 
 def _write_exports(path: pathlib.Path, state: dict) -> None:
@@ -297,7 +292,9 @@ class Campaign:
 
         Raises:
           FileNotFoundError: no ``campaign.json`` there.
-          ValueError: the file is not a campaign of this format version.
+          CampaignStateError: (a ``ValueError``) the file is not valid JSON, not a campaign of this
+            format version, or breaks the schema (one line naming the field; see
+            :mod:`~pairint_jax.discovery.campaign_schema`).
         """
         path = pathlib.Path(path)
         return cls(path, _load(path))
@@ -378,8 +375,8 @@ class Campaign:
                     if not _same(old["score"], val):
                         raise ValueError(
                             f"conflicting score for pair ({key[0]}, {key[1]}): {old['score']!r} was recorded in round "
-                            f"{old['round']}, now {val!r}. Observations are immutable; if the first value was wrong, "
-                            "start a new campaign or fix campaign.json by hand."
+                            f"{old['round']}, now {val!r}. Observations are immutable: if the recorded value was wrong, start a "
+                            "new campaign and observe the corrected scores there."
                         )
                     unchanged += 1
                     continue
