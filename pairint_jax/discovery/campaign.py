@@ -63,6 +63,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pairint_jax._files import follow_umask
 from pairint_jax.discovery.campaign_schema import FORMAT, VERSION, CampaignStateError, read_state, validate_state
 
 __all__ = ["Campaign", "CampaignStateError", "ObserveResult", "FORMAT", "VERSION"]
@@ -106,6 +107,7 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        follow_umask(tmp)  # mkstemp makes 0600; the campaign's files follow the umask, like open()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -126,7 +128,7 @@ def _locked(folder: pathlib.Path):
     except ImportError:  # pragma: no cover - Windows: no locking
         yield
         return
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies (group-shared campaigns)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         # temp files left by a writer that was killed: safe to remove while we hold the lock
