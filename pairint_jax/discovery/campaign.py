@@ -635,7 +635,7 @@ def _nothing_left(state: dict) -> ValueError:
     total, pending = n * (n - 1) // 2, len(_pending(state))
     if pending:
         return ValueError(
-            f"nothing left to propose: of the {total} pairs, {total - pending} are observed and {pending} are pending "
+            f"nothing left to propose: of the {total} pairs, {total - pending} are observed and {pending} pending "
             f"(proposed in round {state['rng']['round']}); record their scores first (Campaign.observe or `pairint observe`)."
         )
     return ValueError(f"nothing left to propose: all {total} pairs of this campaign are observed; the campaign is complete.")
