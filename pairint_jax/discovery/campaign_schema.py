@@ -252,8 +252,9 @@ def _posterior(post, n: int, s: dict) -> None:
         if not (isinstance(val, list) and len(val) == n and all(isinstance(r, list) and len(r) == rank for r in val)):
             raise _Bad(field, f"must be an [n, rank] = [{n}, {rank}] array (n perturbations, settings.rank), got {_shape(val)}")
         for i, row in enumerate(val):
-            for j, x in enumerate(row):
-                _number(f"{field}[{i}][{j}]", x, positive=positive)
+            if not all(type(x) is float and math.isfinite(x) and (x > 0 or not positive) for x in row):
+                for j, x in enumerate(row):  # the slow path names the entry (ints pass)
+                    _number(f"{field}[{i}][{j}]", x, positive=positive)
 
 
 # ----------------------------------------------------------------------------- fields
