@@ -94,15 +94,15 @@ def test_tiled_step_equals_in_memory_step():
 
 
 def test_old_state_layout_and_missing_keys_load(tmp_path):
-    """A state written before the model was stored whole (flat rank/steps, no features) still proposes."""
+    """A state written before the whole model was stored (no elbo/layout/nonnegative, no features) still proposes."""
     names = [f"G{i}" for i in range(8)]
     c = Campaign.create(tmp_path / "c", names, batch=2, seed=0, **SMALL)
     file = tmp_path / "c" / "campaign.json"
     state = json.loads(file.read_text())
-    assert state["settings"]["model"]["rank"] == 2 and state["features"] is None
+    assert state["settings"]["rank"] == 2 and state["settings"]["layout"] == "auto" and state["features"] is None
     del state["features"]
-    state["settings"].pop("model")
-    state["settings"].update(rank=2, steps=60, num_samples=32)  # older files: flat, some fields absent
+    for key in ("elbo", "layout", "nonnegative"):  # older files lack them
+        del state["settings"][key]
     file.write_text(json.dumps(state))
     model = campaign_round.model_from_settings(state["settings"], 8)
     assert (model.rank, model.steps, model.num_samples, model.link, model.offset) == (2, 60, 32, "identity", True)

@@ -23,7 +23,7 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
   passes in :mod:`~pairint_jax.discovery.tiled_passes`).
 """
 
-from pairint_jax.discovery.campaign import Campaign, ObserveResult
+from pairint_jax.discovery.campaign import Campaign, CampaignStateError, ObserveResult
 from pairint_jax.discovery.acquisition import Batch, IDSStats, greedy, ids, ids_stats, thompson, ucb, uncertainty, uniform
 from pairint_jax.discovery.hub import hub
 from pairint_jax.discovery.policies import POLICIES, REGISTRY, acquire
@@ -36,6 +36,7 @@ __all__ = [
     "POLICIES",
     "Batch",
     "Campaign",
+    "CampaignStateError",
     "ObserveResult",
     "FactorSamples",
     "IDSStats",

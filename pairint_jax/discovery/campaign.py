@@ -13,13 +13,15 @@ no pickles::
     {"format": "pairint-campaign", "version": 1,
      "perturbations": ["A", "B", ...],            # pair (a, b) is stored with a before b here
      "settings": {"batch", "policy", "policy_options", "lr", "sigma_scale", "seed",
-                  "model": {dataclasses.asdict(LowRankModel)}},
+                  **dataclasses.asdict(LowRankModel) but n},   # rank, steps, link, ...
      "features": null | [[x, null, ...], ...],   # [n, f] per-perturbation features, null = NaN
      "rng": {"seed": 0, "round": 3},              # the key of round r is fold_in(key(seed), r)
      "observations": [{"a", "b", "score", "round"}, ...],
      "proposals": [{"round": 1, "pairs": [["A", "C"], ...], "n_observed": 0}, ...],
      "posterior": null | {"params": {"U_loc": [[...]], ...}, "shift": x, "scale": y}}
 
+The file is checked against :mod:`~pairint_jax.discovery.campaign_schema` at every load and
+before every save (:class:`CampaignStateError`, one line naming the bad field).
 Floats are written with Python's shortest round-trip repr, so a reopened campaign holds
 bit-identical scores and guide parameters. ``next_batch.csv`` and ``observations.csv`` are
 convenience exports rewritten after every change (never read back).
@@ -61,9 +63,10 @@ from typing import NamedTuple
 import numpy as np
 
 from pairint_jax.discovery import campaign_store as store
-from pairint_jax.discovery.campaign_store import FORMAT, STATE_FILE, VERSION
+from pairint_jax.discovery.campaign_schema import FORMAT, VERSION, CampaignStateError
+from pairint_jax.discovery.campaign_store import STATE_FILE
 
-__all__ = ["Campaign", "ObserveResult", "FORMAT", "VERSION"]
+__all__ = ["Campaign", "CampaignStateError", "ObserveResult", "FORMAT", "VERSION"]
 
 REL_TOL = 1e-9
 
@@ -108,7 +111,7 @@ class Campaign:
         path,
         perturbations: Sequence[str],
         *,
-        batch: int = 10,
+        batch: int | None = None,
         policy: str = "ids",
         seed: int = 0,
         rank: int = 5,
@@ -128,10 +131,10 @@ class Campaign:
         Args:
           path: folder to create (it may exist but must not hold a campaign).
           perturbations: the ``n >= 2`` distinct names (gene, drug, guide).
-          batch: pairs per proposal.
+          batch: pairs per proposal, at most the ``n (n - 1) / 2`` pairs; ``None``: ``min(10, n (n - 1) / 2)``.
           policy: a name of :mod:`~pairint_jax.discovery.policies`: ``"ids" | "ts" | "ucb" |
             "us" | "greedy" | "hub" | "random"``.
-          seed: integer seed; round ``r`` uses ``fold_in(key(seed), r)``.
+          seed: integer seed in ``[0, 2**32)``; round ``r`` uses ``fold_in(key(seed), r)``.
           rank, steps, num_samples, lr, sigma_scale, link, offset, standardize, nonnegative: the posterior
             (see :class:`~pairint_jax.discovery.posterior.LowRankModel`).
           policy_options: e.g. ``{"lam": 2.0}`` for IDS, ``{"beta": 1.0}`` for UCB.
@@ -149,8 +152,9 @@ class Campaign:
         Example:
           >>> c = Campaign.create(tmp / "c", ["A", "B", "C", "D"], batch=2, steps=200)  # doctest: +SKIP
         """
+        from pairint_jax import _validate as V
         from pairint_jax.discovery.campaign_round import features_json
-        from pairint_jax.discovery.policies import check_policy
+        from pairint_jax.discovery.policies import check_policy, get_policy
         from pairint_jax.discovery.posterior import LowRankModel
         from pairint_jax.discovery.rounds import as_features
 
@@ -158,20 +162,24 @@ class Campaign:
         if (path / STATE_FILE).exists():
             raise FileExistsError(f"{path} already holds a campaign; reopen it with Campaign.open({str(path)!r}).")
         names = _check_names(perturbations)
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be a positive int, got {batch!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        n_pairs = len(names) * (len(names) - 1) // 2
+        batch = min(10, n_pairs) if batch is None else V.positive_int("batch", batch)
+        if batch > n_pairs:
+            raise ValueError(f"batch must be at most the number of pairs, {n_pairs} for {len(names)} perturbations; got {batch}.")
+        seed = V.seed("seed", seed)
         opts = dict(policy_options or {})
         check_policy(policy, opts)
+        if not get_policy(policy).jittable:
+            raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
+        policy = get_policy(policy).name  # "uniform" is stored as "random"
         model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples, link=link, offset=offset,
                              standardize=standardize, nonnegative=nonnegative)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")
-        stored = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dataclasses.asdict(model).items()}
+        fields = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dataclasses.asdict(model).items() if k != "n"}
         settings = dict(batch=int(batch), policy=policy, policy_options=opts, lr=float(lr),
-                        sigma_scale=float(sigma_scale), seed=int(seed), model=stored)
+                        sigma_scale=float(sigma_scale), seed=int(seed), **fields)
         state = {
             "format": FORMAT,
             "version": VERSION,
@@ -198,7 +206,9 @@ class Campaign:
 
         Raises:
           FileNotFoundError: no ``campaign.json`` there.
-          ValueError: the file is not a campaign of this format version.
+          CampaignStateError: (a ``ValueError``) the file is not valid JSON, not a campaign of this
+            format version, or breaks the schema (one line naming the field; see
+            :mod:`~pairint_jax.discovery.campaign_schema`).
         """
         path = pathlib.Path(path)
         return cls(path, store.load(path))
@@ -279,8 +289,8 @@ class Campaign:
                     if not _same(old["score"], val):
                         raise ValueError(
                             f"conflicting score for pair ({key[0]}, {key[1]}): {old['score']!r} was recorded in round "
-                            f"{old['round']}, now {val!r}. Observations are immutable; if the first value was wrong, "
-                            "start a new campaign or fix campaign.json by hand."
+                            f"{old['round']}, now {val!r}. Observations are immutable: if the recorded value was wrong, start a "
+                            "new campaign and observe the corrected scores there."
                         )
                     unchanged += 1
                     continue

@@ -9,8 +9,9 @@ A proposal depends only on the stored state: the observations, the previous roun
 policy ``"ids_tiled"`` (:mod:`~pairint_jax.discovery.tiled_round`: the same batch as the
 in-memory IDS, nothing of size ``n^2`` built).
 
-**The model.** Stored whole as ``settings["model"] = dataclasses.asdict(LowRankModel)``.
-Older states kept its fields flat in ``settings`` (``rank``, ``steps``, ...); missing fields
+**The model.** Stored whole: ``dataclasses.asdict(LowRankModel)`` but ``n`` (the number of
+perturbations), its fields flat in ``settings`` (``rank``, ``steps``, ``link``, ...; the
+schema of :mod:`~pairint_jax.discovery.campaign_schema`). Fields missing from older states
 take the :class:`~pairint_jax.discovery.posterior.LowRankModel` defaults.
 """
 
@@ -45,12 +46,9 @@ def bucket(k: int) -> int:
 
 
 def model_from_settings(settings: dict, n: int) -> post.LowRankModel:
-    """The :class:`~pairint_jax.discovery.posterior.LowRankModel` of stored settings (new or old layout)."""
-    fields = {f.name for f in dataclasses.fields(post.LowRankModel)}
-    stored = settings.get("model")
-    if stored is None:  # before the model was stored whole: its fields sat in settings
-        stored = {k: v for k, v in settings.items() if k in fields}
-    return post.LowRankModel(**{**{k: v for k, v in stored.items() if k in fields}, "n": n})
+    """The :class:`~pairint_jax.discovery.posterior.LowRankModel` of stored settings (missing fields: defaults)."""
+    fields = {f.name for f in dataclasses.fields(post.LowRankModel)} - {"n"}
+    return post.LowRankModel(n=n, **{k: v for k, v in settings.items() if k in fields})
 
 
 def features_json(features) -> list | None:
@@ -101,7 +99,7 @@ def _round_state(state: dict, model, policy: str, observed: np.ndarray, values, 
 def compute_proposal(state: dict, *, progress: bool):
     """The next batch of a stored campaign: ``(pairs of names, posterior JSON or None)``.
 
-    The posterior is returned when the round fitted it (policies that read it, once a score
+    The batch is capped at the pairs left. The posterior is returned when the round fitted it (policies that read it, once a score
     is observed); None leaves the stored one as it is.
 
     Raises:
@@ -119,8 +117,9 @@ def compute_proposal(state: dict, *, progress: bool):
     sort = lambda pairs: np.sort(np.array(pairs, np.int64).reshape(-1, 2), axis=1)
     observed = sort([[index[o["a"]], index[o["b"]]] for o in obs])
     in_flight = sort([[index[a], index[b]] for a, b in pending(state)])
-    if len(observed) + len(in_flight) >= n * (n - 1) // 2:
-        raise ValueError("every pair of this campaign has been observed or is pending; nothing left to propose.")
+    left = n * (n - 1) // 2 - len(observed) - len(in_flight)
+    if left <= 0:
+        raise _nothing_left(state)
     model = model_from_settings(s, n)
     rs, buf = _round_state(state, model, policy, observed, [o["score"] for o in obs], in_flight)
     rnd = int(state["rng"]["round"]) + 1
@@ -128,9 +127,21 @@ def compute_proposal(state: dict, *, progress: bool):
     if progress and fits:
         print(f"round {rnd}: fitting the posterior to {len(obs)} observations ({model.steps} SVI steps) ...", file=sys.stderr)
     new, info = rounds.step_jit(jax.random.fold_in(jax.random.key(int(s["seed"])), rnd), rs, buf, model=model,
-                                policy=policy, batch=int(s["batch"]), options=opts, lr=s["lr"],
+                                policy=policy, batch=min(int(s["batch"]), left), options=opts, lr=s["lr"],
                                 sigma_scale=s["sigma_scale"], progress=progress)
     if progress and fits:
         print(f"round {rnd}: final loss {float(info.loss):.4g}, {int(info.n_valid)} valid posterior samples", file=sys.stderr)
     pairs = [(names[int(i)], names[int(j)]) for (i, j), ok in zip(np.asarray(info.pairs), np.asarray(info.valid)) if ok]
     return pairs, (posterior_json(new.posterior) if fits else None)
+
+
+def _nothing_left(state: dict) -> ValueError:
+    """The error of :meth:`Campaign.propose` when every pair is observed or pending."""
+    n = len(state["perturbations"])
+    total, n_pending = n * (n - 1) // 2, len(pending(state))
+    if n_pending:
+        return ValueError(
+            f"nothing left to propose: of the {total} pairs, {total - n_pending} are observed and {n_pending} pending "
+            f"(proposed in round {state['rng']['round']}); record their scores first (Campaign.observe or `pairint observe`)."
+        )
+    return ValueError(f"nothing left to propose: all {total} pairs of this campaign are observed; the campaign is complete.")

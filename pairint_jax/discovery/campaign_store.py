@@ -19,13 +19,14 @@ import os
 import pathlib
 import tempfile
 
+from pairint_jax._files import follow_umask
+from pairint_jax.discovery.campaign_schema import read_state, validate_state
+
 __all__ = [
-    "FORMAT", "LOCK_FILE", "STATE_FILE", "VERSION", "atomic_write", "dump", "load", "locked", "observed_keys",
+    "LOCK_FILE", "STATE_FILE", "atomic_write", "dump", "load", "locked", "observed_keys",
     "pending", "write_exports",
 ]
 
-FORMAT = "pairint-campaign"
-VERSION = 1
 STATE_FILE = "campaign.json"
 LOCK_FILE = ".lock"
 
@@ -47,6 +48,7 @@ def atomic_write(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        follow_umask(tmp)  # mkstemp makes 0600; the campaign's files follow the umask, like open()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -67,7 +69,7 @@ def locked(folder: pathlib.Path):
     except ImportError:  # pragma: no cover - Windows: no locking
         yield
         return
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies (group-shared campaigns)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         # temp files left by a writer that was killed: safe to remove while we hold the lock
@@ -81,27 +83,20 @@ def locked(folder: pathlib.Path):
 
 
 def dump(state: dict) -> bytes:
-    """``state`` as UTF-8 JSON (no NaN; floats in shortest round-trip form)."""
+    """``state`` as UTF-8 JSON (no NaN; floats in shortest round-trip form), checked first."""
+    validate_state(state, where=STATE_FILE)  # never write a state that would not load
     return (json.dumps(state, indent=1, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def load(path: pathlib.Path) -> dict:
-    """The state stored in the folder ``path`` (format and version checked)."""
+    """The state stored in the folder ``path`` (checked against the schema)."""
     file = path / STATE_FILE
     if not file.is_file():
         raise FileNotFoundError(
             f"no campaign at {path}: {STATE_FILE} is missing. Create one with Campaign.create(path, perturbations) "
             "or `pairint campaign-init`."
         )
-    try:
-        state = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid campaign JSON ({err}).") from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a pairint campaign (format field {state.get('format') if isinstance(state, dict) else None!r}).")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{file} has campaign format version {state.get('version')!r}; this pairint_jax reads version {VERSION}.")
-    return state
+    return read_state(file)  # decoded and checked against the schema (CampaignStateError naming the field)
 
 
 def write_exports(path: pathlib.Path, state: dict) -> None:
