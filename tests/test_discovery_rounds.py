@@ -24,19 +24,21 @@ def truth(n=10, seed=0):
     return w @ w.T
 
 
-@pytest.mark.parametrize("policy", ["ids", "hub", "greedy"])
-def test_simulate_is_scan_of_step(policy):
+@pytest.mark.parametrize("policy,with_features", [("ids", False), ("hub", False), ("hub", True), ("greedy", False)])
+def test_simulate_is_scan_of_step(policy, with_features):
     """Round by round, a one-seed simulation chooses what `step` chooses from the same key and state."""
     r = truth()
+    feats = np.stack([r.sum(1), np.where(np.arange(10) == 4, np.nan, 1.0)], 1) if with_features else None
     n, batch, n_rounds = 10, 3, 3
     observed = np.array([[0, 1], [2, 5], [3, 4]])
     key = jax.random.key(7)
-    res = S.simulate(r, policy, rounds=n_rounds, batch=batch, seeds=1, key=key, observed=observed, **SMALL)
+    res = S.simulate(r, policy, rounds=n_rounds, batch=batch, seeds=1, key=key, observed=observed, features=feats,
+                     **SMALL)
     model = post.LowRankModel(n=n, rank=2, steps=60, num_samples=32)
     k_init, k_rounds = jax.random.split(jax.random.fold_in(key, 0))
     cap = len(observed) + n_rounds * batch
     obs = post.Observations.from_pairs(observed, r[observed[:, 0], observed[:, 1]], capacity=cap)
-    state = rounds.init(k_init, model, cap, observations=obs)
+    state = rounds.init(k_init, model, cap, observations=obs, features=feats)
     for t in range(n_rounds):
         state, info = rounds.step_jit(jax.random.fold_in(k_rounds, t), state, obs, model=model, policy=policy, batch=batch)
         np.testing.assert_array_equal(np.asarray(info.pairs), res.chosen[0, t])

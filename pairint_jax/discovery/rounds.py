@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._validate import positive_int
 from pairint_jax.discovery import posterior as post
 from pairint_jax.discovery.acquisition import uniform
 from pairint_jax.discovery.policies import apply_policy, check_policy, get_policy, split_options
@@ -133,7 +134,10 @@ def init(key, model: post.LowRankModel, capacity: int, *, observations=None, rem
       :class:`RoundState` with ``round = 0``.
     """
     n = model.n
+    capacity = positive_int("capacity", capacity)
     obs = post.Observations.empty(capacity) if observations is None else observations
+    if obs.capacity != capacity:
+        raise ValueError(f"observations hold {obs.capacity} slots but capacity is {capacity}; they must agree.")
     feats = jnp.asarray(as_features(features, n))
     extra = {"features": feats} if (_INIT_TAKES_FEATURES and feats.shape[1]) else {}
     posterior = post.init(key, model, **extra)

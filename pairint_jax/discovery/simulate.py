@@ -41,7 +41,7 @@ from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery import posterior as post
 from pairint_jax.discovery import rounds as _rounds
 from pairint_jax.discovery.policies import REGISTRY, check_policy, get_policy, split_options
-from pairint_jax.discovery.simulate_inputs import Problem, problem
+from pairint_jax.discovery.simulate_inputs import Problem, check_policies, problem
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded, sharded_spec
 
 __all__ = ["SimulationResult", "simulate", "simulate_many"]
@@ -242,21 +242,6 @@ def _run_program(prob, policies, keys, codes, opts, *, model, batch, rounds_, lr
     return out, time.perf_counter() - t0
 
 
-def _check_policies(policies, policy_options) -> tuple[str, ...]:
-    if isinstance(policies, str):
-        policies = (policies,)
-    policies = tuple(policies)
-    if not policies or len(set(policies)) != len(policies):
-        raise ValueError(f"policies must be a non-empty sequence of distinct names, got {policies!r}.")
-    for p in policies:
-        if not get_policy(p).jittable:
-            raise ValueError(f"policy {p!r} runs on the host and cannot be simulated; use 'ids' (the same batches).")
-    unknown = sorted(set(policy_options or {}) - set(policies))
-    if unknown:
-        raise ValueError(f"policy_options given for {unknown}, which are not among policies {policies}.")
-    return policies
-
-
 def _result(name, out, sl, prob: Problem, settings, wall) -> SimulationResult:
     return SimulationResult(
         policy=name,
@@ -341,7 +326,7 @@ def simulate_many(
       >>> out["ids"].top5_fraction.shape
       (2, 3)
     """
-    policies = _check_policies(policies, policy_options)
+    policies = check_policies(policies, policy_options)
     opts = {p: check_policy(p, dict(policy_options or {}).get(p, {})) for p in policies}
     mesh = check_mesh(mesh)
     _check_common(seeds, {"lr": lr, "sigma_scale": sigma_scale})

@@ -18,7 +18,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["Problem", "as_reward_matrix", "pair_list", "problem"]
+from pairint_jax.discovery.policies import get_policy
+
+__all__ = ["Problem", "as_reward_matrix", "check_policies", "pair_list", "problem"]
 
 
 def as_reward_matrix(reward_matrix) -> np.ndarray:
@@ -129,3 +131,19 @@ def problem(reward_matrix, *, rounds, batch, known, observed) -> Problem:
     best = np.sort(r[rest])[::-1]
     oracle = np.cumsum(best[: rounds * batch]).reshape(rounds, batch)[:, -1]
     return Problem(r, avail, top, known_m, init_pairs, oracle, int(top.sum()), int(known_m.sum()))
+
+
+def check_policies(policies, policy_options) -> tuple[str, ...]:
+    """The policy names of a simulation, checked: distinct, known, jittable, with options only for them."""
+    if isinstance(policies, str):
+        policies = (policies,)
+    policies = tuple(policies)
+    if not policies or len(set(policies)) != len(policies):
+        raise ValueError(f"policies must be a non-empty sequence of distinct names, got {policies!r}.")
+    for p in policies:
+        if not get_policy(p).jittable:
+            raise ValueError(f"policy {p!r} runs on the host and cannot be simulated; use 'ids' (the same batches).")
+    unknown = sorted(set(policy_options or {}) - set(policies))
+    if unknown:
+        raise ValueError(f"policy_options given for {unknown}, which are not among policies {policies}.")
+    return policies
