@@ -1,0 +1,186 @@
+"""pj.perturbation_features (shift, k-NN KL, MMD^2 of each single against the control) against
+float64 NumPy references; the features CSV reader/writer; the ``pairint features`` command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import pairint_jax as pj
+from pairint_jax.scores.features import FEATURES, standardize_columns
+from pairint_jax.stats import mmd2_two_sample
+
+
+# ----------------------------------------------------------------------------- references
+def _ref_shift(x0, xi):
+    return np.linalg.norm(xi.mean(0) - x0.mean(0))
+
+
+def _ref_knn_kl(x0, xi, k=1):
+    """Brute-force k-NN KL(p_0 || p_i) (Wang, Kulkarni & Verdu 2009), float64."""
+    n, d = x0.shape
+    m = xi.shape[0]
+    d00 = np.sqrt(((x0[:, None] - x0[None]) ** 2).sum(-1))
+    np.fill_diagonal(d00, np.inf)
+    d0i = np.sqrt(((x0[:, None] - xi[None]) ** 2).sum(-1))
+    rho = np.sort(d00, axis=1)[:, k - 1]
+    nu = np.sort(d0i, axis=1)[:, k - 1]
+    return d / n * np.log(nu / rho).sum() + np.log(m / (n - 1))
+
+
+def _ref_mmd2(xi, x0, s):
+    def kmat(a, b):
+        return np.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / (2 * s * s))
+
+    n, m = len(xi), len(x0)
+    kii, k00 = kmat(xi, xi), kmat(x0, x0)
+    return (kii.sum() - n) / (n * (n - 1)) + (k00.sum() - m) / (m * (m - 1)) - 2 * kmat(xi, x0).mean()
+
+
+def _ref_global_bandwidth(rows):
+    d = np.sqrt(((rows[:, None] - rows[None]) ** 2).sum(-1))
+    return np.median(d[np.triu_indices(len(rows), 1)])
+
+
+def _singles_screen(rng, *, n0=90, sizes=(23, 31, 17, 40), d=3, dtype=np.float64, doubles=()):
+    """A control, singles S0.. of the given sizes with growing shifts, and optional doubles."""
+    blocks, labels = [rng.normal(size=(n0, d))], ["ctrl"] * n0
+    for t, m in enumerate(sizes):
+        blocks.append(rng.normal(size=(m, d)) * (1 + 0.2 * t) + 0.4 * t)
+        labels += [f"S{t}"] * m
+    for lab in doubles:
+        blocks.append(rng.normal(size=(20, d)) + 1.0)
+        labels += [lab] * 20
+    return np.concatenate(blocks).astype(dtype), np.asarray(labels)
+
+
+def _reference(x, labels, names, bandwidth):
+    x0 = x[labels == "ctrl"].astype(np.float64)
+    out = {}
+    for name in names:
+        xi = x[labels == name].astype(np.float64)
+        out[name] = (_ref_shift(x0, xi), _ref_knn_kl(x0, xi), _ref_mmd2(xi, x0, bandwidth))
+    return pd.DataFrame(out, index=list(FEATURES)).T
+
+
+# ----------------------------------------------------------------------------- features
+def test_each_feature_equals_a_float64_reference(x64, rng):
+    x, labels = _singles_screen(rng)
+    screen = pj.Screen.from_arrays(x, labels)
+    # global_sample >= every control + single row: the bandwidth is the median of all their distances
+    df = pj.perturbation_features(screen, standardize=False, global_sample=10_000, control_block=32)
+    rows = x[np.isin(labels, ["ctrl", "S0", "S1", "S2", "S3"])]
+    bw = _ref_global_bandwidth(rows)
+    np.testing.assert_allclose(df.attrs["bandwidth"], bw, rtol=1e-9)
+    ref = _reference(x, labels, ["S0", "S1", "S2", "S3"], bw)
+    np.testing.assert_allclose(df.to_numpy(), ref.loc[list(df.index)].to_numpy(), rtol=1e-8, atol=1e-10)
+    assert list(df.columns) == list(FEATURES) and df.index.name == "perturbation" and df.attrs["reason"] == {}
+
+
+def test_float32_matches_the_reference_within_float32_rounding(rng):
+    x, labels = _singles_screen(rng, dtype=np.float32)
+    screen = pj.Screen.from_arrays(x, labels)
+    df = pj.perturbation_features(screen, standardize=False, bandwidth=1.7, singles_per_chunk=1, control_block=16)
+    ref = _reference(x, labels, ["S0", "S1", "S2", "S3"], 1.7)
+    np.testing.assert_allclose(df.to_numpy(), ref.loc[list(df.index)].to_numpy(), rtol=2e-4, atol=2e-5)
+
+
+def test_chunking_and_control_blocks_do_not_change_the_values(x64, rng):
+    x, labels = _singles_screen(rng)
+    screen = pj.Screen.from_arrays(x, labels)
+    a = pj.perturbation_features(screen, standardize=False, bandwidth=1.3, singles_per_chunk=None, control_block=512)
+    b = pj.perturbation_features(screen, standardize=False, bandwidth=1.3, singles_per_chunk=1, control_block=8)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-10)
+
+
+def test_standardisation_is_a_nan_aware_z_score(x64, rng):
+    x, labels = _singles_screen(rng, doubles=("S0+T",))
+    screen = pj.Screen.from_arrays(x, labels, warn=False)
+    raw = pj.perturbation_features(screen, standardize=False, bandwidth=1.0)
+    z = pj.perturbation_features(screen, bandwidth=1.0)
+    assert np.isnan(z.loc["T"]).all() and np.isfinite(z.drop(index="T")).all().all()
+    for col in FEATURES:
+        v = raw[col].dropna().to_numpy()
+        np.testing.assert_allclose(z[col].dropna().to_numpy(), (v - v.mean()) / v.std(), rtol=1e-10)
+        assert z.attrs["center"][col] == pytest.approx(v.mean()) and z.attrs["scale"][col] == pytest.approx(v.std())
+        np.testing.assert_allclose(z[col].dropna() * z.attrs["scale"][col] + z.attrs["center"][col], v, rtol=1e-10)
+
+
+def test_a_constant_column_standardises_to_zero():
+    frame = pd.DataFrame({"a": [2.0, 2.0, np.nan], "b": [1.0, np.nan, np.nan]})
+    out, center, scale = standardize_columns(frame)
+    np.testing.assert_array_equal(out["a"].to_numpy(), [0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(out["b"].to_numpy(), [0.0, np.nan, np.nan])
+    assert scale == {"a": 1.0, "b": 1.0} and center == {"a": 2.0, "b": 1.0}
+
+
+def test_a_perturbation_without_a_single_is_a_nan_row_with_a_reason(rng):
+    x, labels = _singles_screen(rng, doubles=("S0+T", "S1+U"))
+    screen = pj.Screen.from_arrays(x, labels, warn=False)
+    df = pj.perturbation_features(screen)
+    assert list(df.index) == list(screen.perturbations) == ["S0", "S1", "S2", "S3", "T", "U"]
+    assert df.loc[["T", "U"]].isna().all().all() and df.loc[["S0", "S1", "S2", "S3"]].notna().all().all()
+    assert set(df.attrs["reason"]) == {"T", "U"} and "no single" in df.attrs["reason"]["T"]
+
+
+def test_a_one_observation_single_gets_nan_mmd_with_a_reason(rng):
+    x, labels = _singles_screen(rng, sizes=(20, 1, 15))
+    df = pj.perturbation_features(pj.Screen.from_arrays(x, labels, warn=False), standardize=False, bandwidth=1.0)
+    assert np.isnan(df.loc["S1", "mmd"]) and np.isfinite(df.loc["S1", "shift"]) and np.isfinite(df.loc["S1", "knn_kl"])
+    assert "mmd" in df.attrs["reason"]["S1"]
+
+
+def test_sparse_equals_dense(rng):
+    x, labels = _singles_screen(rng, d=6, dtype=np.float32)
+    x[np.abs(x) < 0.8] = 0.0
+    dense = pj.perturbation_features(pj.Screen.from_arrays(x, labels), global_sample=64, key=3)
+    sparse_screen = pj.Screen.from_arrays(sp.csr_matrix(x), labels)
+    assert sparse_screen.is_sparse
+    sparse = pj.perturbation_features(sparse_screen, global_sample=64, key=3)
+    np.testing.assert_allclose(sparse.to_numpy(), dense.to_numpy(), rtol=1e-5, atol=1e-6)
+    assert sparse.attrs["bandwidth"] == pytest.approx(dense.attrs["bandwidth"], rel=1e-6)
+
+
+def test_a_subset_of_features_in_the_canonical_order(rng):
+    x, labels = _singles_screen(rng)
+    screen = pj.Screen.from_arrays(x, labels)
+    df = pj.perturbation_features(screen, features=("mmd", "shift"), bandwidth=1.0, standardize=False)
+    full = pj.perturbation_features(screen, bandwidth=1.0, standardize=False)
+    assert list(df.columns) == ["shift", "mmd"]
+    np.testing.assert_allclose(df.to_numpy(), full[["shift", "mmd"]].to_numpy(), rtol=1e-6)
+    assert list(pj.perturbation_features(screen, features="shift").columns) == ["shift"]
+
+
+def test_two_sample_mmd_core_equals_the_reference(x64, rng):
+    xi, x0 = rng.normal(size=(13, 2)), rng.normal(size=(21, 2)) + 0.3
+    np.testing.assert_allclose(float(mmd2_two_sample(xi, x0, bandwidth=0.9)), _ref_mmd2(xi, x0, 0.9), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"features": ("shift", "size")}, ValueError, "unknown: \\['size'\\]"),
+        ({"features": ()}, ValueError, "non-empty subset"),
+        ({"features": ("mmd", "mmd")}, ValueError, "twice"),
+        ({"features": 3}, TypeError, "sequence of names"),
+        ({"k": 0}, ValueError, "k"),
+        ({"bandwidth": "pair"}, ValueError, "'global'"),
+        ({"bandwidth": -1.0}, ValueError, "positive"),
+        ({"kernel": "cosine"}, ValueError, "kernel"),
+        ({"standardize": "yes"}, TypeError, "standardize"),
+        ({"singles_per_chunk": 0}, ValueError, "singles_per_chunk"),
+        ({"global_sample": 1}, ValueError, "global_sample"),
+    ],
+)
+def test_bad_inputs_are_refused_at_the_boundary(rng, kwargs, error, match):
+    x, labels = _singles_screen(rng)
+    screen = pj.Screen.from_arrays(x, labels)
+    with pytest.raises(error, match=match):
+        pj.perturbation_features(screen, **kwargs)
+
+
+def test_not_a_screen_is_a_type_error():
+    with pytest.raises(TypeError, match="perturbation_features"):
+        pj.perturbation_features(np.zeros((4, 2)))
