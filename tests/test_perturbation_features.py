@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import pairint_jax as pj
+from pairint_jax.discovery.features_csv import FeaturesFileError, read_features, read_features_frame, write_features
 from pairint_jax.scores.features import FEATURES, standardize_columns
 from pairint_jax.stats import mmd2_two_sample
 
@@ -184,3 +185,99 @@ def test_bad_inputs_are_refused_at_the_boundary(rng, kwargs, error, match):
 def test_not_a_screen_is_a_type_error():
     with pytest.raises(TypeError, match="perturbation_features"):
         pj.perturbation_features(np.zeros((4, 2)))
+
+
+# ----------------------------------------------------------------------------- the features CSV
+NAMES = ["A", "B", "NA", "null"]  # names that pandas would read as missing values stay names
+
+
+def _write(tmp_path, text, name="f.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_reader_puts_rows_in_campaign_order_and_reads_empty_cells_as_nan(tmp_path):
+    path = _write(tmp_path, "perturbation,a,b\nnull,4,\nA,1.5,-2\nNA,3,nan\nB,2,0.25\n")
+    x = read_features(path, NAMES)
+    assert x.dtype == np.float64 and x.shape == (4, 2)
+    np.testing.assert_array_equal(x, [[1.5, -2.0], [2.0, 0.25], [3.0, np.nan], [4.0, np.nan]])
+    assert list(read_features_frame(path, NAMES).columns) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("x,name,b\n1,A,2\n2,B,3\n3,NA,4\n4,null,5\n", "name"),  # the column called name, not the first
+        ("gene,b\nA,2\nB,3\nNA,4\nnull,5\n", "first"),  # no name/perturbation column: the first one
+    ],
+)
+def test_the_name_column(tmp_path, text, where):
+    x = read_features(_write(tmp_path, text), NAMES)
+    np.testing.assert_array_equal(x[:, -1], [2, 3, 4, 5])
+    assert x.shape[1] == (2 if where == "name" else 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "is empty"),
+        ("perturbation,a\n", "header but no rows"),
+        ("perturbation\nA\nB\nNA\nnull\n", "only the name column"),
+        ("perturbation,a\nA,1\nB,2\nNA,3\nnull,4\nZ,5\n", r"1 name\(s\) .* not perturbations of the campaign: 'Z'"),
+        ("perturbation,a\nA,1\nB,2\n", r"2 perturbation\(s\) of the campaign have no row: 'NA', 'null'"),
+        ("perturbation,a\nA,1\nB,2\nA,3\nNA,3\nnull,4\n", "'A' is listed more than once"),
+        ("perturbation,a,b\nA,1,x\nB,2,1\nNA,3,1\nnull,4,1\n", r"column 'b' is not numeric \(row 2: 'x'\)"),
+        ("perturbation,a\nA,1\nB,inf\nNA,3\nnull,4\n", "not finite"),
+        ("perturbation,a\nA,1\n,2\nNA,3\nnull,4\n", "row 3: the name"),
+    ],
+)
+def test_a_bad_features_file_is_one_clear_line(tmp_path, text, match):
+    with pytest.raises(FeaturesFileError, match=match) as err:
+        read_features(_write(tmp_path, text), NAMES)
+    assert isinstance(err.value, ValueError) and "\n" not in str(err.value) and "f.csv" in str(err.value)
+
+
+def test_missing_perturbations_are_listed_up_to_five(tmp_path):
+    names = [f"g{t}" for t in range(9)]
+    with pytest.raises(FeaturesFileError, match=r"8 perturbation\(s\) .*'g1', 'g2', 'g3', 'g4', 'g5' and 3 more"):
+        read_features(_write(tmp_path, "name,a\ng0,1\n"), names)
+
+
+def test_write_then_read_is_exact(tmp_path, rng):
+    values = rng.normal(size=(4, 3)) * 10.0 ** rng.integers(-300, 300, size=(4, 3))
+    values[1, 2] = np.nan
+    write_features(values, NAMES, tmp_path / "f.csv", columns=["p", "q", "r,s"])
+    back = read_features_frame(tmp_path / "f.csv", NAMES)
+    np.testing.assert_array_equal(back.to_numpy(), values)  # bit for bit, NaN where NaN
+    assert list(back.columns) == ["p", "q", "r,s"]
+    write_features(back.iloc[::-1], NAMES, tmp_path / "g.csv")  # a frame: rows written in names order
+    np.testing.assert_array_equal(read_features(tmp_path / "g.csv", NAMES), values)
+
+
+def test_perturbation_features_to_csv_round_trips(tmp_path, rng):
+    x, labels = _singles_screen(rng, doubles=("S0+T",))
+    screen = pj.Screen.from_arrays(x, labels, warn=False)
+    df = pj.perturbation_features(screen)
+    df.to_csv(tmp_path / "a.csv")
+    write_features(df, list(screen.perturbations), tmp_path / "b.csv")
+    for name in ("a.csv", "b.csv"):
+        back = read_features_frame(tmp_path / name, list(screen.perturbations))
+        np.testing.assert_array_equal(back.to_numpy(), df.to_numpy())
+        assert list(back.columns) == list(df.columns)
+
+
+@pytest.mark.parametrize(
+    ("features", "names", "columns", "error", "match"),
+    [
+        (np.zeros((3, 2)), NAMES, None, ValueError, "shape"),
+        (np.zeros((4, 2)), NAMES, ["u"], ValueError, r"1 column name\(s\) for 2"),
+        (np.full((4, 1), np.inf), NAMES, None, ValueError, "infinite"),
+        (np.zeros((4, 2)), "AB", None, TypeError, "not one string"),
+        (np.zeros((2, 2)), ["A", "A"], None, ValueError, "distinct"),
+        (pd.DataFrame({"a": [1.0]}, index=["A"]), NAMES, None, ValueError, "no row for 3"),
+    ],
+)
+def test_bad_writer_inputs(tmp_path, features, names, columns, error, match):
+    with pytest.raises(error, match=match):
+        write_features(features, names, tmp_path / "x.csv", columns=columns)
