@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pairint_jax._validate import name_list
+
 __all__ = ["FeaturesFileError", "NAME_COLUMNS", "read_features", "read_features_frame", "write_features"]
 
 #: Column names taken as the name column (else the first column is).
@@ -35,20 +37,6 @@ MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "n/a", "null", "NULL", "None
 
 class FeaturesFileError(ValueError):
     """A features CSV that cannot be used: the message names the file and the fix."""
-
-
-def _names_list(names, what: str = "names") -> list[str]:
-    if isinstance(names, str):
-        raise TypeError(f"{what} must be a sequence of perturbation names, not one string; e.g. ['A', 'B'].")
-    out = list(names)
-    bad = [n for n in out if not isinstance(n, str) or not n.strip()]
-    if bad:
-        raise TypeError(f"{what} must be non-empty strings; got {bad[:3]!r}.")
-    out = [n.strip() for n in out]
-    dup = sorted({n for n in out if out.count(n) > 1})
-    if dup:
-        raise ValueError(f"{what} must be distinct; repeated: {dup[:5]}.")
-    return out
 
 
 def _listing(items: list[str]) -> str:
@@ -75,7 +63,7 @@ def read_features_frame(path, names: Sequence[str]) -> pd.DataFrame:
       FileNotFoundError: no file at ``path``.
       TypeError: ``names`` is not a sequence of non-empty strings.
     """
-    wanted = _names_list(names)
+    wanted = name_list("names", names)
     where = f"features file {os.fspath(path)}"
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
@@ -160,7 +148,7 @@ def write_features(features, names: Sequence[str], path, *, columns: Sequence[st
         lacks some of ``names``, or an infinite value.
       TypeError: ``names`` is not a sequence of non-empty strings.
     """
-    wanted = _names_list(names)
+    wanted = name_list("names", names)
     if isinstance(features, pd.DataFrame):
         absent = [n for n in wanted if n not in set(map(str, features.index))]
         if absent:
