@@ -3,6 +3,8 @@ float64 NumPy references; the features CSV reader/writer; the ``pairint features
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -281,3 +283,65 @@ def test_perturbation_features_to_csv_round_trips(tmp_path, rng):
 def test_bad_writer_inputs(tmp_path, features, names, columns, error, match):
     with pytest.raises(error, match=match):
         write_features(features, names, tmp_path / "x.csv", columns=columns)
+
+
+# ----------------------------------------------------------------------------- pairint features
+def _npz(tmp_path, x, labels, name="screen.npz"):
+    path = tmp_path / name
+    np.savez(path, x=x, labels=labels)
+    return path
+
+
+def test_the_cli_writes_a_features_csv_the_reader_reads(tmp_path, rng):
+    from click.testing import CliRunner
+
+    from pairint_jax.cli import main
+    from pairint_jax.commands.features import features_from_screen_file
+
+    x, labels = _singles_screen(rng, dtype=np.float32)
+    path = _npz(tmp_path, x, labels)
+    out = tmp_path / "out" / "features.csv"
+    res = CliRunner().invoke(main, ["features", str(path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "4 perturbation(s) x 3 feature(s)" in res.output
+    names, values = features_from_screen_file(path)
+    expected = pj.perturbation_features(pj.Screen.from_arrays(x, labels))
+    assert names == ["S0", "S1", "S2", "S3"]
+    np.testing.assert_allclose(values, expected.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(read_features(out, names), values, rtol=1e-12)
+    raw = CliRunner().invoke(main, ["features", str(path), "--out", str(out), "--raw", "--only", "mmd",
+                                    "--bandwidth", "1.5"])
+    assert raw.exit_code == 0, raw.output
+    ref = _reference(x, labels, names, 1.5)["mmd"].to_numpy()
+    np.testing.assert_allclose(read_features(out, names)[:, 0], ref, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("garbage", "cannot read the screen file"),
+        ("no singles", "no single perturbations"),
+        ("bad feature", "unknown: \\['size'\\]"),
+        ("bad bandwidth", "neither 'global' nor a number"),
+    ],
+)
+def test_the_cli_fails_in_one_line(tmp_path, rng, case, match):
+    from click.testing import CliRunner
+
+    from pairint_jax.cli import main
+
+    x, labels = _singles_screen(rng)
+    args = []
+    if case == "garbage":
+        path = tmp_path / "screen.npz"
+        path.write_text("not an archive")
+    elif case == "no singles":
+        path = _npz(tmp_path, x[:120], np.where(np.arange(120) < 90, "ctrl", "A+B"))
+    else:
+        path = _npz(tmp_path, x, labels)
+        args = ["--only", "shift,size"] if case == "bad feature" else ["--bandwidth", "wide"]
+    res = CliRunner().invoke(main, ["features", str(path), "--out", str(tmp_path / "f.csv"), *args])
+    assert res.exit_code == (2 if case == "bad bandwidth" else 1), res.output
+    assert re.search(match, res.output) and "Traceback" not in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.startswith("Error")]) == 1
+    assert not (tmp_path / "f.csv").exists()
