@@ -98,6 +98,27 @@ def test_chunking_and_control_blocks_do_not_change_the_values(x64, rng):
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-10)
 
 
+def test_a_control_50x_larger_than_the_singles(x64, rng):
+    x, labels = _singles_screen(rng, n0=1500, sizes=(30, 12, 25), d=2)
+    screen = pj.Screen.from_arrays(x, labels)
+    df = pj.perturbation_features(screen, standardize=False, bandwidth=0.8, control_block=128)
+    ref = _reference(x, labels, ["S0", "S1", "S2"], 0.8)
+    np.testing.assert_allclose(df.to_numpy(), ref.loc[list(df.index)].to_numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_a_second_call_with_the_same_shapes_compiles_nothing(rng):
+    from _compiles import compile_log
+
+    x, labels = _singles_screen(rng, dtype=np.float32)
+    screen = pj.Screen.from_arrays(x, labels)
+    pj.perturbation_features(screen, bandwidth=1.0)
+    pj.perturbation_features(screen)
+    with compile_log() as log:
+        pj.perturbation_features(screen, bandwidth=2.0)  # the bandwidth is traced
+        pj.perturbation_features(screen, key=5)
+    assert log.count() == 0, log.names
+
+
 def test_standardisation_is_a_nan_aware_z_score(x64, rng):
     x, labels = _singles_screen(rng, doubles=("S0+T",))
     screen = pj.Screen.from_arrays(x, labels, warn=False)

@@ -236,7 +236,7 @@ def _moment_features(screen, groups, *, kernel, bandwidth, global_sample, key, c
     m0_blocks = jnp.asarray(np.arange(n_blocks * cb) < n0).reshape(n_blocks, cb)
     x0_blocks = jnp.where(m0_blocks[..., None], x0_blocks, 0.0)
     bw_arr = jnp.asarray(bw, dtype)
-    s00 = blocked_self_sum(x0_blocks, m0_blocks, kernel=kernel, bandwidth=bw_arr, precision=precision)
+    s00 = _control_sum(x0_blocks, m0_blocks, bw_arr, kernel=kernel, precision=precision)
     sizes = np.asarray([bucket_size(int(c)) for c in counts[groups]], np.int64)
     shift = np.full(len(groups), np.nan)
     mmd = np.full(len(groups), np.nan)
@@ -279,6 +279,12 @@ def _global_bandwidth(screen, groups, mu0, n_sample, key) -> float:
     rows = np.asarray(screen.x[pick]).reshape(n_sample, -1)  # sparse: only these rows are densified
     rows = _centre(jnp.asarray(rows, mu0.dtype), mu0)
     return measure_global(rows, k_median, n_rows=n_sample, n_sample=n_sample).value
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "precision"))
+def _control_sum(x0_blocks, m0_blocks, bw, *, kernel, precision):
+    """``S_00``: the control's kernel sum, once for every single."""
+    return blocked_self_sum(x0_blocks, m0_blocks, kernel=kernel, bandwidth=bw, precision=precision)
 
 
 @functools.partial(jax.jit, static_argnames=("kernel", "precision", "chunk"))
