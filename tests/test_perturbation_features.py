@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,7 +180,26 @@ def test_a_subset_of_features_in_the_canonical_order(rng):
 
 def test_two_sample_mmd_core_equals_the_reference(x64, rng):
     xi, x0 = rng.normal(size=(13, 2)), rng.normal(size=(21, 2)) + 0.3
-    np.testing.assert_allclose(float(mmd2_two_sample(xi, x0, bandwidth=0.9)), _ref_mmd2(xi, x0, 0.9), rtol=1e-10)
+    ref = _ref_mmd2(xi, x0, 0.9)
+    np.testing.assert_allclose(float(mmd2_two_sample(xi, x0, bandwidth=0.9)), ref, rtol=1e-10)
+    jitted = jax.jit(mmd2_two_sample, static_argnames=("kernel",))
+    pad_x = np.concatenate([xi, np.full((3, 2), 7.0)])  # padded rows hold garbage, masked out
+    pad_y = np.concatenate([x0, np.full((5, 2), -4.0)])
+    mx, my = np.arange(16) < 13, np.arange(26) < 21
+    np.testing.assert_allclose(float(jitted(pad_x, pad_y, mx, my, bandwidth=0.9)), ref, rtol=1e-10)
+    assert np.isnan(float(mmd2_two_sample(xi[:1], x0, bandwidth=0.9)))  # fewer than 2 rows
+
+
+def test_blocked_sums_equal_the_direct_sums(x64, rng):
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(11, 3))
+    blocks = np.zeros((3, 4, 3))
+    blocks.reshape(12, 3)[:11] = y
+    masks = (np.arange(12) < 11).reshape(3, 4)
+    kmat = lambda a, b: np.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / 2.0)  # noqa: E731
+    cross = pj.stats.blocked_kernel_sum(x, blocks, np.ones(6, bool), masks, kernel="rbf", bandwidth=1.0)
+    own = pj.stats.blocked_self_sum(blocks, masks, kernel="rbf", bandwidth=1.0)
+    np.testing.assert_allclose(float(cross), kmat(x, y).sum(), rtol=1e-12)
+    np.testing.assert_allclose(float(own), kmat(y, y).sum() - 11, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
