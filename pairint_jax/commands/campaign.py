@@ -3,12 +3,13 @@ the lab loop on a campaign folder (see :mod:`pairint_jax.discovery.campaign`).""
 
 from __future__ import annotations
 
+import functools
 import math
 import pathlib
 
 import click
 
-from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, select_device
+from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, screen_options, select_device
 
 __all__ = ["COMMANDS"]
 
@@ -21,10 +22,21 @@ def _read_names(perturbations: str) -> list[str]:
     return [p.strip() for p in perturbations.split(",") if p.strip()]
 
 
+#: The screen-reading options of ``campaign-init --from-screen`` (``--features`` is the CSV there).
+_FROM_SCREEN_READ = ("groupby", "use_rep", "layer", "control", "sep")
+
+
 @click.command("campaign-init")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--perturbations", "-p", required=True,
-              help="A text file with one perturbation name per line, or a comma-separated list (A,B,C).")
+@click.option("--perturbations", "-p", default=None,
+              help="A text file with one perturbation name per line, or a comma-separated list (A,B,C). "
+                   "Required unless --from-screen gives them.")
+@click.option("--features", "features_csv", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A features CSV (one row per perturbation: its name, then numeric columns; empty = missing), "
+                   "e.g. from `pairint features SCREEN --out features.csv`. Stored in the campaign.")
+@click.option("--from-screen", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A (singles-only) screen file: the perturbations default to its perturbations, and their features "
+                   "(`pairint features`: shift, k-NN KL, MMD) are computed and stored. Read with the options below.")
 @click.option("--batch", type=int, default=None,
               help="Pairs per proposed batch, at most the number of pairs.  [default: min(10, number of pairs)]")
 @click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "greedy", "hub", "random", "uniform"]), default="ids",
@@ -37,18 +49,28 @@ def _read_names(perturbations: str) -> list[str]:
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
 @click.option("--lam", default=None, type=float, help="IDS: lambda of Psi = Delta^lambda / v (default 2).")
 @click.option("--beta", default=None, type=float, help="UCB: exploration weight beta (default 1).")
+@functools.partial(screen_options, only=_FROM_SCREEN_READ)
+@click.pass_context
 @_cli_errors
-def campaign_init(folder, perturbations, batch, policy, seed, rank, steps, num_samples, lam, beta):
+def campaign_init(ctx, folder, perturbations, features_csv, from_screen, batch, policy, seed, rank, steps, num_samples,
+                  lam, beta, read):
     """Start a discovery campaign in FOLDER over all pairs of the given perturbations.
 
+    \b
+    From a singles-only screen (names and features from it):
+                pairint campaign-init FOLDER --from-screen singles.h5ad
+    or with a features CSV:
+                pairint features singles.h5ad --out features.csv
+                pairint campaign-init FOLDER -p names.txt --features features.csv
     \b
     Then loop:  pairint propose FOLDER   ->  run the pairs in the lab  ->  pairint score ...
                 pairint observe FOLDER scores.csv  ->  pairint propose FOLDER  -> ...
     """
     check_writable(folders={"FOLDER": folder})
+    _check_sources(ctx, perturbations, features_csv, from_screen)
+    names, features = _names_and_features(perturbations, features_csv, from_screen, read)
     from pairint_jax.discovery.campaign import Campaign
 
-    names = _read_names(perturbations)
     opts = {}
     if lam is not None:
         opts["lam"] = lam
@@ -56,11 +78,76 @@ def campaign_init(folder, perturbations, batch, policy, seed, rank, steps, num_s
         opts["beta"] = beta
     try:
         c = Campaign.create(folder, names, batch=batch, policy=policy, seed=seed, rank=rank, steps=steps,
-                            num_samples=num_samples, policy_options=opts)
+                            num_samples=num_samples, policy_options=opts, features=features)
     except (FileExistsError, TypeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"created {c!r}")
+    if features is not None:
+        click.echo(f"stored {_describe_features(features)}")
     click.echo(f"next: pairint propose {folder}")
+
+
+def _check_sources(ctx, perturbations, features_csv, from_screen) -> None:
+    """Usage errors: --features with --from-screen, no names at all, reading options without a screen."""
+    if features_csv and from_screen:
+        raise click.UsageError("--features and --from-screen are exclusive: --from-screen computes the features from "
+                               "the screen; give one of them.", ctx=ctx)
+    if perturbations is None and from_screen is None:
+        raise click.UsageError("give the perturbations (--perturbations/-p) or a screen to take them from "
+                               "(--from-screen singles.h5ad).", ctx=ctx)
+    if from_screen is None:
+        from click.core import ParameterSource
+
+        given = [p.opts[0] for p in ctx.command.params if p.name in _FROM_SCREEN_READ
+                 and ctx.get_parameter_source(p.name) is not ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply with --from-screen (how to read the screen).", ctx=ctx)
+
+
+def _names_and_features(perturbations, features_csv, from_screen, read):
+    """``(names, [n, f] float64 features or None)`` of ``campaign-init``'s sources.
+
+    With ``--from-screen``, the names default to the screen's perturbations; names given as
+    well must be the same set (their order is kept). FeaturesFileError (a ValueError) is a
+    one-line CLI error through ``_cli_errors``.
+    """
+    names = None if perturbations is None else _read_names(perturbations)
+    if from_screen is None:
+        if features_csv is None:
+            return names, None
+        from pairint_jax.discovery.features_csv import read_features
+
+        return names, read_features(features_csv, names)
+    from pairint_jax.commands.features import features_from_screen_file
+
+    screen_names, values = features_from_screen_file(from_screen, **read)
+    if names is None:
+        return screen_names, values
+    extra, absent = sorted(set(names) - set(screen_names)), sorted(set(screen_names) - set(names))
+    if extra or absent:
+        raise click.ClickException(
+            f"--perturbations and --from-screen {from_screen} disagree: "
+            + "; ".join(part for part in (
+                f"{len(extra)} name(s) not in the screen: {_listing(extra)}" if extra else "",
+                f"{len(absent)} perturbation(s) of the screen not listed: {_listing(absent)}" if absent else "") if part)
+            + ". Leave out --perturbations to use the screen's, or list exactly its perturbations."
+        )
+    row = {name: t for t, name in enumerate(screen_names)}
+    return names, values[[row[name] for name in names]]
+
+
+def _listing(items: list[str]) -> str:
+    return ", ".join(repr(s) for s in items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+
+def _describe_features(features) -> str:
+    """``"f feature(s) per perturbation (k missing value(s))"`` of an ``[n, f]`` array."""
+    import numpy as np
+
+    values = np.asarray(features, np.float64)
+    missing = int(np.isnan(values).sum())
+    return (f"{values.shape[1]} feature(s) per perturbation"
+            + (f" ({missing} missing value(s), imputed)" if missing else ""))
 
 
 @click.command("propose")
@@ -177,9 +264,12 @@ def _read_scores_csv(path, score_column: str):
 @click.option("--top", default=10, show_default=True, help="Show the best observed pairs.")
 @_cli_errors
 def campaign_status(folder, top):
-    """Summarise the campaign in FOLDER: rounds, observations, pending pairs, best scores."""
+    """Summarise the campaign in FOLDER: rounds, observations, stored features, pending pairs, best scores."""
     c = _open(folder)
     click.echo(repr(c))
+    features = c.features
+    click.echo("features: " + ("none (pairint campaign-init --features FILE.csv or --from-screen SCREEN adds them)"
+                               if features is None else _describe_features(features)))
     if c.pending:
         click.echo("pending (proposed, not observed yet): " + ", ".join(f"{a} + {b}" for a, b in c.pending))
     obs = sorted(c.observations, key=lambda o: -o["score"])[:top]

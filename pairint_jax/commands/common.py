@@ -69,34 +69,46 @@ def device_option(f):
 READ_OPTIONS = ("groupby", "use_rep", "layer", "features", "control", "sep", "drop_unassigned", "max_order")
 
 
-def screen_options(f):
+def _read_option_decorators() -> dict:
+    """The click option of each name in :data:`READ_OPTIONS`."""
+    return {
+        "groupby": click.option("--groupby", default="perturbation", show_default=True,
+                                help="Column with the condition labels (AnnData obs / parquet), or two guide columns "
+                                     "'guide_1,guide_2' (the control token in either means that guide is the control)."),
+        "use_rep": click.option("--use-rep", default=None,
+                                help="AnnData: the readout, an obsm key (e.g. X_pca) or X. Default: obsm['X_pca'] when "
+                                     "present, else X (a sparse X is read group by group, never densified whole)."),
+        "layer": click.option("--layer", default=None, help="AnnData: read the readout from layers[LAYER] instead."),
+        "features": click.option("--features", default=None,
+                                 help="Parquet: comma-separated feature columns, or one list-valued column."),
+        "control": click.option("--control", default="ctrl", show_default=True,
+                                help="Label of the control condition (comma-separate several)."),
+        "sep": click.option("--sep", default="+", show_default=True,
+                            help="Separator between the two perturbations of a double."),
+        "drop_unassigned": click.option(
+            "--drop-unassigned/--no-drop-unassigned", default=True, show_default=True,
+            help="Drop (and count) observations with an empty or NaN label; --no-drop-unassigned fails instead."),
+        "max_order": click.option(
+            "--drop-higher-order/--no-drop-higher-order", "max_order", default=True, show_default=True,
+            help="Drop (and count) conditions with more than two perturbations; --no-drop-higher-order fails instead."),
+    }
+
+
+def screen_options(f, only: tuple[str, ...] = READ_OPTIONS):
     """The options that say how to read a screen file (label column(s), readout, control, separator,
-    drops). The command receives them as one dict, ``read``, to pass to :func:`load_screen`."""
-    opts = [
-        click.option("--groupby", default="perturbation", show_default=True,
-                     help="Column with the condition labels (AnnData obs / parquet), or two guide columns "
-                          "'guide_1,guide_2' (the control token in either means that guide is the control)."),
-        click.option("--use-rep", default=None,
-                     help="AnnData: the readout, an obsm key (e.g. X_pca) or X. Default: obsm['X_pca'] when "
-                          "present, else X (a sparse X is read group by group, never densified whole)."),
-        click.option("--layer", default=None, help="AnnData: read the readout from layers[LAYER] instead."),
-        click.option("--features", default=None, help="Parquet: comma-separated feature columns, or one list-valued column."),
-        click.option("--control", default="ctrl", show_default=True, help="Label of the control condition (comma-separate several)."),
-        click.option("--sep", default="+", show_default=True, help="Separator between the two perturbations of a double."),
-        click.option("--drop-unassigned/--no-drop-unassigned", default=True, show_default=True,
-                     help="Drop (and count) observations with an empty or NaN label; --no-drop-unassigned fails instead."),
-        click.option("--drop-higher-order/--no-drop-higher-order", "max_order", default=True, show_default=True,
-                     help="Drop (and count) conditions with more than two perturbations; --no-drop-higher-order fails instead."),
-    ]
+    drops). The command receives them as one dict, ``read``, to pass to :func:`load_screen`;
+    ``only`` picks some of :data:`READ_OPTIONS` (the others keep :func:`load_screen`'s defaults)."""
+    opts = _read_option_decorators()
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        read = {name: kwargs.pop(name) for name in READ_OPTIONS}
-        read["max_order"] = 2 if read["max_order"] else None
+        read = {name: kwargs.pop(name) for name in only}
+        if "max_order" in read:
+            read["max_order"] = 2 if read["max_order"] else None
         return f(*args, read=read, **kwargs)
 
-    for opt in reversed(opts):
-        wrapper = opt(wrapper)
+    for name in reversed(only):
+        wrapper = opts[name](wrapper)
     return wrapper
 
 

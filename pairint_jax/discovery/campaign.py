@@ -238,6 +238,12 @@ class Campaign:
         """Every observation: dicts with ``a``, ``b``, ``score``, ``round``."""
         return [dict(o) for o in self._state["observations"]]
 
+    @property
+    def features(self) -> np.ndarray | None:
+        """The stored per-perturbation features ``[n, f]`` float64 (NaN = missing), or None."""
+        rows = self._state.get("features")
+        return None if rows is None else np.array([[np.nan if v is None else v for v in r] for r in rows], np.float64)
+
     def to_frame(self):
         """Observations as a ``pandas.DataFrame`` (columns a, b, score, round)."""
         import pandas as pd
