@@ -10,7 +10,8 @@ The public API (``import pairint_jax as pj``):
   :func:`perturbation_features` (what the singles measured: ``[n, f]`` discovery covariates);
 * the functional core for other JAX code: :mod:`pj.stats`, and the neural ratio
   estimator :mod:`pj.nre`;
-* discovery: :func:`simulate`, :class:`Campaign`, :func:`ids_tiled`;
+* discovery: :func:`simulate`, :class:`Campaign`, :func:`ids_tiled`, and the features CSV of a
+  campaign (:func:`read_features`, :func:`write_features`);
 * scale: :func:`make_mesh` and :mod:`pj.parallel` (every heavy entry point takes ``mesh=``);
 * results out: :class:`PairScores` (``to_frame``, ``to_matrix_frame``, q-values through
   :mod:`pj.multitest`), :func:`save_scores`, :func:`write_score_report`, and the plots
@@ -38,6 +39,7 @@ from pairint_jax import nre, stats
 
 # -- discovery: choosing which pairs to run next --
 from pairint_jax.discovery import Campaign, CampaignStateError, LowRankModel, SimulationResult, simulate, simulate_many
+from pairint_jax.discovery.features_csv import FeaturesFileError, read_features, write_features
 from pairint_jax.discovery.tiled import ids_tiled
 
 # -- scale: meshes and sharding --
@@ -92,11 +94,14 @@ __all__ = [
     # discovery
     "Campaign",
     "CampaignStateError",
+    "FeaturesFileError",
     "LowRankModel",
     "SimulationResult",
     "ids_tiled",
+    "read_features",
     "simulate",
     "simulate_many",
+    "write_features",
     # scale
     "make_mesh",
     "parallel",

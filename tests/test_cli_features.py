@@ -67,6 +67,7 @@ def test_features_csv_is_stored_in_campaign_order(tmp_path):
     assert "stored 2 feature(s) per perturbation (1 missing value(s), imputed)" in res.output
     expected = np.array([values[n] for n in NAMES])
     expected[5, 1] = np.nan
+    np.testing.assert_array_equal(pj.read_features(csv, NAMES), expected)  # the reader: float64, exact
     got = Campaign.open(folder).features
     np.testing.assert_array_equal(got, expected.astype(np.float32))  # the model's float32, exactly through JSON
     assert json.loads((folder / "campaign.json").read_text())["features"][5][1] is None

@@ -18,6 +18,8 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
 * :mod:`~pairint_jax.discovery.campaign`: the crash-safe on-disk lab loop (:class:`Campaign`;
   disk in :mod:`~pairint_jax.discovery.campaign_store`, proposals in
   :mod:`~pairint_jax.discovery.campaign_round`);
+* :mod:`~pairint_jax.discovery.features_csv`: the per-perturbation features CSV
+  (:func:`read_features`, :func:`write_features`) of ``pairint campaign-init --features``;
 * :mod:`~pairint_jax.discovery.tiled`: IDS over every pair of a genome-scale screen
   (:func:`ids_tiled`: streamed in tiles, never ``K x pairs``, optionally sharded; device
   passes in :mod:`~pairint_jax.discovery.tiled_passes`).
@@ -25,6 +27,7 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
 
 from pairint_jax.discovery.campaign import Campaign, CampaignStateError, ObserveResult
 from pairint_jax.discovery.acquisition import Batch, IDSStats, greedy, ids, ids_stats, thompson, ucb, uncertainty, uniform
+from pairint_jax.discovery.features_csv import FeaturesFileError, read_features, write_features
 from pairint_jax.discovery.hub import hub
 from pairint_jax.discovery.policies import POLICIES, REGISTRY, acquire
 from pairint_jax.discovery.posterior import FactorSamples, LowRankModel, Observations, PosteriorState
@@ -37,6 +40,7 @@ __all__ = [
     "Batch",
     "Campaign",
     "CampaignStateError",
+    "FeaturesFileError",
     "ObserveResult",
     "FactorSamples",
     "IDSStats",
@@ -54,10 +58,12 @@ __all__ = [
     "ids",
     "ids_stats",
     "ids_tiled",
+    "read_features",
     "simulate",
     "simulate_many",
     "thompson",
     "ucb",
     "uncertainty",
     "uniform",
+    "write_features",
 ]
