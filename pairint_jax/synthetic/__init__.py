@@ -27,7 +27,7 @@ from pairint_jax.synthetic._mlp import MixingMLP, mlp_apply, mlp_apply_chunked, 
 from pairint_jax.synthetic.images import ball_positions, balls, render_scenes
 from pairint_jax.synthetic.latent import LatentFactorModel, latent_factor, latent_factor_model
 from pairint_jax.synthetic.mixture import disjointedness_mixture
-from pairint_jax.synthetic.perturbseq import PerturbseqTruth, perturbseq
+from pairint_jax.synthetic.singlecell import PerturbseqTruth, perturbseq
 from pairint_jax.synthetic.tabular import separability_tabular
 
 __all__ = [

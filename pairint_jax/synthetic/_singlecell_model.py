@@ -2,7 +2,7 @@
 
 Everything here is small (``[n_conditions, n_genes]`` at most) and drawn once per screen on
 the host from the generator's key; the counts themselves are sampled in JAX
-(:mod:`pairint_jax.synthetic.perturbseq`). See :func:`~pairint_jax.synthetic.perturbseq`
+(:mod:`pairint_jax.synthetic.singlecell`). See :func:`~pairint_jax.synthetic.perturbseq`
 for the model.
 """
 

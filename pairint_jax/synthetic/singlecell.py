@@ -69,9 +69,9 @@ import scipy.sparse as sp
 
 from pairint_jax._validate import as_key, float_in_range, positive_float, positive_int
 from pairint_jax.screen import MIN_OBSERVATIONS
-from pairint_jax.synthetic import _perturbseq_model as model
+from pairint_jax.synthetic import _singlecell_model as model
 from pairint_jax.synthetic._common import CONTROL, condition_table, host_rng
-from pairint_jax.synthetic._perturbseq_model import COEFFICIENTS, DEFAULT_KINDS, KINDS, PerturbseqTruth
+from pairint_jax.synthetic._singlecell_model import COEFFICIENTS, DEFAULT_KINDS, KINDS, PerturbseqTruth
 
 __all__ = ["perturbseq", "PerturbseqTruth", "KINDS", "COEFFICIENTS", "DEFAULT_KINDS"]
 
