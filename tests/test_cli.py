@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import pairint_jax as pj
 from pairint_jax.cli import main
 
-COMMANDS = ["demo", "info", "score", "campaign-init", "propose", "observe", "campaign-status"]
+COMMANDS = ["demo", "info", "score", "features", "campaign-init", "propose", "observe", "campaign-status"]
 
 
 @pytest.fixture(scope="module")
