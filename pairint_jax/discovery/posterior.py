@@ -46,6 +46,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax.discovery.links import LINKS
+from pairint_jax.discovery.links import apply_link as _link
+
 __all__ = [
     "LINKS",
     "FactorSamples",
@@ -62,7 +65,6 @@ __all__ = [
     "step",
 ]
 
-LINKS = ("identity", "abs", "softplus")
 ELBOS = ("analytic", "mc")
 
 # Incremented when ``fit`` is traced (not when it runs): tests use it to prove that
@@ -268,14 +270,6 @@ class FactorSamples:
         return self.block(0, self.n)
 
 
-def _link(name: str, f):
-    if name == "identity":
-        return f
-    if name == "abs":
-        return jnp.abs(f)
-    if name == "softplus":
-        return jax.nn.softplus(f)
-    raise ValueError(f"unknown link {name!r}; expected one of {LINKS}.")
 
 
 # ----------------------------------------------------------------------------- model
