@@ -57,6 +57,7 @@ VARIANTS = {
     "main+feat": dict(model=dict(factor_prior="unit"), features="informative"),
     "main+noise": dict(model=dict(factor_prior="unit"), features="noise"),
     "main+sig0.5": dict(model=dict(factor_prior="unit"), sigma_scale=0.5),
+    "main+shared+init": dict(model=dict(factor_prior="shared"), data_init=True),
     "main+ard+init": dict(model=dict(factor_prior="ard"), data_init=True),
     "main+ard+sig0.3": dict(model=dict(factor_prior="ard"), sigma_scale=0.3),
     "main+ard+sig3": dict(model=dict(factor_prior="ard"), sigma_scale=3.0),
@@ -192,6 +193,27 @@ def check_hub():
     np.testing.assert_allclose(got, np.add.outer(h, h), rtol=1e-12)
 
 
+def timing(n: int, capacity: int, steps: int, repeats: int = 5):
+    """Median wall time of one compiled fit (``steps`` SVI steps, warm: compiled first) for the
+    model before issue 12 (``factors``) and the default, on the same random buffer."""
+    rng = np.random.default_rng(0)
+    iu = np.stack(np.triu_indices(n, 1), 1)
+    pick = iu[rng.choice(len(iu), min(capacity, len(iu)), replace=False)]
+    obs = post.Observations.from_pairs(pick, rng.normal(size=len(pick)), capacity=capacity)
+    out = {}
+    for name in ("factors", "main+shared"):
+        model = post.LowRankModel(n=n, rank=5, steps=steps, **VARIANTS[name]["model"])
+        state = post.init(jax.random.key(0), model)
+        jax.block_until_ready(post.fit_jit(jax.random.key(1), state, obs, model=model))
+        times = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(post.fit_jit(jax.random.key(2 + r), state, obs, model=model))
+            times.append(time.perf_counter() - t0)
+        out[name] = float(np.median(times))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--matrices", default="norman,a,b,planted")
@@ -200,8 +222,15 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--rank", type=int, default=5)
+    ap.add_argument("--timing", action="store_true", help="also time one fit (n = 50 and 1,000), old model vs default")
     args = ap.parse_args(argv)
     check_hub()
+    if args.timing:
+        print("| fit (5,000 steps, rank 5) | factors only (before) | default (main effects, shared scale) |")
+        print("|---|---|---|")
+        for n, cap in ((50, 512), (1000, 512)):
+            t = timing(n, cap, 5000)
+            print(f"| n = {n}, C = {cap} | {t['factors']:.3f} s | {t['main+shared']:.3f} s |", flush=True)
     print(f"({args.seeds} seeds, {args.steps} steps, rank {args.rank}; recall = top-5% held-out pairs among the predicted top 5%)")
     print("| matrix | % observed | variant | Spearman | hub Spearman | recall | hub recall |")
     print("|---|---|---|---|---|---|---|")

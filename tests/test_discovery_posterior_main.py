@@ -161,6 +161,11 @@ def test_features_need_main_effects_and_model_validation():
         P.LowRankModel(n=5, main_effects="yes")
     with pytest.raises(ValueError, match="factor_prior must be one of"):
         P.LowRankModel(n=5, factor_prior="none")
+    model = P.LowRankModel(n=4, rank=2)
+    assert P.init(jax.random.key(0), model, features=jnp.ones((4, 2))).features.shape == (4, 2)  # a jax array is fine
+    keys = jax.random.split(jax.random.key(0), 3)
+    with pytest.raises(TypeError, match="concrete array"):  # traced features: processed outside the transform
+        jax.vmap(lambda k, x: P.init(k, model, features=x))(keys, jnp.ones((3, 4, 1)))
 
 
 def test_older_state_without_main_effects_or_features_still_fits():

@@ -3,6 +3,7 @@ flagged (NaN marks a missing value)."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 __all__ = ["prepare_features"]
@@ -35,7 +36,7 @@ def prepare_features(features, n: int) -> np.ndarray:
     """
     if features is None:
         return np.zeros((n, 0), np.float32)
-    if hasattr(features, "aval") or type(features).__name__.endswith("Tracer"):
+    if isinstance(features, jax.core.Tracer):
         raise TypeError("features must be a concrete array (not traced inside jit/vmap); pass it from outside the transform.")
     x = np.asarray(features)
     if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):

@@ -47,7 +47,8 @@ class LowRankModel:
       elbo: ``"analytic"`` (closed form; identity link and real factors only) or ``"mc"``
         (numpyro's ``TraceMeanField_ELBO``); None picks ``"analytic"`` when it applies.
       nonnegative: non-negative factors ``U = softplus(Z_U)``, ``V = softplus(Z_V)`` with
-        ``Z ~ N(0, 1)`` entries (the guide is Gaussian over ``Z``), so ``F >= offset``.
+        ``Z ~ N(0, 1)`` entries (the guide is Gaussian over ``Z``), so without main effects
+        ``F >= offset``.
       layout: how the likelihood visits the observations: ``"dense"`` (``[n, n]`` matmuls
         and a mask), ``"gather"`` (the ``C`` buffer slots) or ``"auto"`` (dense when
         ``n^2 <= 8 C``). The same numbers either way; only speed differs.
