@@ -36,7 +36,7 @@ from pairint_jax.adata import score_adata
 from pairint_jax import nre, stats
 
 # -- discovery: choosing which pairs to run next --
-from pairint_jax.discovery import Campaign, LowRankModel, SimulationResult, simulate, simulate_many
+from pairint_jax.discovery import Campaign, CampaignStateError, LowRankModel, SimulationResult, simulate, simulate_many
 from pairint_jax.discovery.tiled import ids_tiled
 
 # -- scale: meshes and sharding --
@@ -89,6 +89,7 @@ __all__ = [
     "stats",
     # discovery
     "Campaign",
+    "CampaignStateError",
     "LowRankModel",
     "SimulationResult",
     "ids_tiled",

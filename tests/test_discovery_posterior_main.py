@@ -182,3 +182,23 @@ def test_older_state_without_main_effects_or_features_still_fits():
     assert bool(info.finite) and got.features.shape == (6, 0)
     for k in want.params:
         np.testing.assert_allclose(np.asarray(got.params[k]), np.asarray(want.params[k]), rtol=1e-5, atol=1e-6)
+
+
+def test_campaign_schema_knows_the_new_parameters():
+    """Every parameter of the posterior is a field the campaign schema knows (its shapes mirrored:
+    ``[n]`` main effects, ``[f']`` weights, ``[]`` or ``[rank]`` factor scale); a saved posterior
+    with them passes, a wrong shape or a non-positive scale is refused naming the field."""
+    from pairint_jax.discovery import campaign_schema as CS
+
+    x = np.array([[1.0], [2.0], [np.nan], [4.0]])
+    for prior in P.FACTOR_PRIORS:
+        st = P.init(jax.random.key(0), P.LowRankModel(n=4, rank=2, factor_prior=prior), features=x)
+        assert set(st.params) <= set(CS.PARAMS) | set(CS.EXTRA_PARAMS), prior
+        doc = {"params": {k: np.asarray(v, np.float64).tolist() for k, v in st.params.items()}, "shift": 0.0, "scale": 1.0}
+        CS._posterior(doc, 4, {"offset": True, "rank": 2})
+    doc["params"]["a_loc"] = [0.0, 1.0, 2.0]
+    with pytest.raises(CS._Bad, match=r"must be a \[n\] = \[4\] array"):
+        CS._posterior(doc, 4, {"offset": True, "rank": 2})
+    doc["params"]["a_loc"], doc["params"]["a_tau"] = [0.0] * 4, -1.0
+    with pytest.raises(CS._Bad, match="must be a number > 0"):
+        CS._posterior(doc, 4, {"offset": True, "rank": 2})

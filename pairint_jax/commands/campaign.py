@@ -25,7 +25,8 @@ def _read_names(perturbations: str) -> list[str]:
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--perturbations", "-p", required=True,
               help="A text file with one perturbation name per line, or a comma-separated list (A,B,C).")
-@click.option("--batch", default=10, show_default=True, help="Pairs per proposed batch.")
+@click.option("--batch", type=int, default=None,
+              help="Pairs per proposed batch, at most the number of pairs.  [default: min(10, number of pairs)]")
 @click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "random"]), default="ids", show_default=True,
               help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, random.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")

@@ -13,7 +13,7 @@ Works on reward matrices and pair indices only (never on a ``Screen``):
   (:func:`ids_tiled`: streamed in tiles, never ``K x pairs``, optionally sharded).
 """
 
-from pairint_jax.discovery.campaign import Campaign, ObserveResult
+from pairint_jax.discovery.campaign import Campaign, CampaignStateError, ObserveResult
 from pairint_jax.discovery.acquisition import POLICIES, Batch, IDSStats, acquire, ids, ids_stats, thompson, ucb, uncertainty
 from pairint_jax.discovery.posterior import FactorSamples, LowRankModel, Observations, PosteriorState
 from pairint_jax.discovery.simulate import SimulationResult, simulate, simulate_many
@@ -23,6 +23,7 @@ __all__ = [
     "POLICIES",
     "Batch",
     "Campaign",
+    "CampaignStateError",
     "ObserveResult",
     "FactorSamples",
     "IDSStats",

@@ -19,6 +19,8 @@ no pickles::
      "proposals": [{"round": 1, "pairs": [["A", "C"], ...], "n_observed": 0}, ...],
      "posterior": null | {"params": {"U_loc": [[...]], ...}, "shift": x, "scale": y}}
 
+The file is checked against :mod:`~pairint_jax.discovery.campaign_schema` at every load and
+before every save (:class:`CampaignStateError`, one line naming the bad field).
 Floats are written with Python's shortest round-trip repr, so a reopened campaign holds
 bit-identical scores and guide parameters. ``next_batch.csv`` and ``observations.csv`` are
 convenience exports rewritten after every change (never read back).
@@ -61,10 +63,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Campaign", "ObserveResult", "FORMAT", "VERSION"]
+from pairint_jax._files import follow_umask
+from pairint_jax.discovery.campaign_schema import FORMAT, VERSION, CampaignStateError, read_state, validate_state
 
-FORMAT = "pairint-campaign"
-VERSION = 1
+__all__ = ["Campaign", "CampaignStateError", "ObserveResult", "FORMAT", "VERSION"]
+
 STATE_FILE = "campaign.json"
 LOCK_FILE = ".lock"
 REL_TOL = 1e-9
@@ -104,6 +107,7 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        follow_umask(tmp)  # mkstemp makes 0600; the campaign's files follow the umask, like open()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -124,7 +128,7 @@ def _locked(folder: pathlib.Path):
     except ImportError:  # pragma: no cover - Windows: no locking
         yield
         return
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies (group-shared campaigns)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         # temp files left by a writer that was killed: safe to remove while we hold the lock
@@ -138,6 +142,7 @@ def _locked(folder: pathlib.Path):
 
 
 def _dump(state: dict) -> bytes:
+    validate_state(state, where=STATE_FILE)  # never write a state that would not load
     return (json.dumps(state, indent=1, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -148,15 +153,7 @@ def _load(path: pathlib.Path) -> dict:
             f"no campaign at {path}: {STATE_FILE} is missing. Create one with Campaign.create(path, perturbations) "
             "or `pairint campaign-init`."
         )
-    try:
-        state = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid campaign JSON ({err}).") from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a pairint campaign (format field {state.get('format') if isinstance(state, dict) else None!r}).")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{file} has campaign format version {state.get('version')!r}; this pairint_jax reads version {VERSION}.")
-    return state
+    return read_state(file)  # decoded and checked against the schema (CampaignStateError naming the field)
 
 
 def _write_exports(path: pathlib.Path, state: dict) -> None:
@@ -214,7 +211,7 @@ class Campaign:
         path,
         perturbations: Sequence[str],
         *,
-        batch: int = 10,
+        batch: int | None = None,
         policy: str = "ids",
         seed: int = 0,
         rank: int = 5,
@@ -233,9 +230,9 @@ class Campaign:
         Args:
           path: folder to create (it may exist but must not hold a campaign).
           perturbations: the ``n >= 2`` distinct names (gene, drug, guide).
-          batch: pairs per proposal.
+          batch: pairs per proposal, at most the ``n (n - 1) / 2`` pairs; ``None``: ``min(10, n (n - 1) / 2)``.
           policy: ``"ids" | "ts" | "ucb" | "us" | "random"``.
-          seed: integer seed; round ``r`` uses ``fold_in(key(seed), r)``.
+          seed: integer seed in ``[0, 2**32)``; round ``r`` uses ``fold_in(key(seed), r)``.
           rank, steps, num_samples, lr, sigma_scale, link, offset, standardize, nonnegative: the posterior
             (see :class:`~pairint_jax.discovery.posterior.LowRankModel`).
           policy_options: e.g. ``{"lam": 2.0}`` for IDS, ``{"beta": 1.0}`` for UCB.
@@ -250,6 +247,7 @@ class Campaign:
         Example:
           >>> c = Campaign.create(tmp / "c", ["A", "B", "C", "D"], batch=2, steps=200)  # doctest: +SKIP
         """
+        from pairint_jax import _validate as V
         from pairint_jax.discovery.acquisition import check_policy
         from pairint_jax.discovery.posterior import LowRankModel
 
@@ -257,10 +255,11 @@ class Campaign:
         if (path / STATE_FILE).exists():
             raise FileExistsError(f"{path} already holds a campaign; reopen it with Campaign.open({str(path)!r}).")
         names = _check_names(perturbations)
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be a positive int, got {batch!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        n_pairs = len(names) * (len(names) - 1) // 2
+        batch = min(10, n_pairs) if batch is None else V.positive_int("batch", batch)
+        if batch > n_pairs:
+            raise ValueError(f"batch must be at most the number of pairs, {n_pairs} for {len(names)} perturbations; got {batch}.")
+        seed = V.seed("seed", seed)
         opts = dict(policy_options or {})
         check_policy(policy, opts)
         LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples, link=link, offset=offset,
@@ -297,7 +296,9 @@ class Campaign:
 
         Raises:
           FileNotFoundError: no ``campaign.json`` there.
-          ValueError: the file is not a campaign of this format version.
+          CampaignStateError: (a ``ValueError``) the file is not valid JSON, not a campaign of this
+            format version, or breaks the schema (one line naming the field; see
+            :mod:`~pairint_jax.discovery.campaign_schema`).
         """
         path = pathlib.Path(path)
         return cls(path, _load(path))
@@ -378,8 +379,8 @@ class Campaign:
                     if not _same(old["score"], val):
                         raise ValueError(
                             f"conflicting score for pair ({key[0]}, {key[1]}): {old['score']!r} was recorded in round "
-                            f"{old['round']}, now {val!r}. Observations are immutable; if the first value was wrong, "
-                            "start a new campaign or fix campaign.json by hand."
+                            f"{old['round']}, now {val!r}. Observations are immutable: if the recorded value was wrong, start a "
+                            "new campaign and observe the corrected scores there."
                         )
                     unchanged += 1
                     continue
@@ -529,11 +530,11 @@ def _compute_proposal(state: dict, *, progress: bool):
     for a, b in _pending(state):
         remaining[index[a], index[b]] = False
     if not remaining.any():
-        raise ValueError("every pair of this campaign has been observed or is pending; nothing left to propose.")
+        raise _nothing_left(state)
     rnd = int(state["rng"]["round"]) + 1
     key = jax.random.fold_in(jax.random.key(int(s["seed"])), rnd)
     kf, ka = jax.random.split(key)
-    batch = int(s["batch"])
+    batch = min(int(s["batch"]), int(remaining.sum()))  # fewer pairs when fewer remain
     if not obs:
         b = acq.random(None, jnp.asarray(remaining), ka, batch=batch)
         return _batch_names(b, names), None
@@ -606,10 +607,10 @@ def _compute_proposal_tiled(state: dict, opts: dict, *, progress: bool):
     taken = [(index[o["a"]], index[o["b"]]) for o in obs] + [(index[a], index[b]) for a, b in _pending(state)]
     taken = np.array(sorted({(min(i, j), max(i, j)) for i, j in taken}), np.int64).reshape(-1, 2)
     if len(taken) >= n * (n - 1) // 2:
-        raise ValueError("every pair of this campaign has been observed or is pending; nothing left to propose.")
+        raise _nothing_left(state)
     rnd = int(state["rng"]["round"]) + 1
     key = jax.random.fold_in(jax.random.key(int(s["seed"])), rnd)
-    batch = int(s["batch"])
+    batch = min(int(s["batch"]), n * (n - 1) // 2 - len(taken))  # fewer pairs when fewer remain
     if not obs:
         return _random_pairs(jax.random.split(key)[1], n, taken, batch, names), None
     model = post.LowRankModel(n=n, rank=s["rank"], offset=s["offset"], link=s["link"], standardize=s["standardize"],
@@ -626,6 +627,18 @@ def _compute_proposal_tiled(state: dict, opts: dict, *, progress: bool):
     if progress:
         print(f"round {rnd}: final loss {float(info.loss):.4g}, {int(b.n_valid)} valid posterior samples", file=sys.stderr)
     return _batch_names(b, names), _posterior_json(new)
+
+
+def _nothing_left(state: dict) -> ValueError:
+    """The error of :meth:`Campaign.propose` when every pair is observed or pending."""
+    n = len(state["perturbations"])
+    total, pending = n * (n - 1) // 2, len(_pending(state))
+    if pending:
+        return ValueError(
+            f"nothing left to propose: of the {total} pairs, {total - pending} are observed and {pending} pending "
+            f"(proposed in round {state['rng']['round']}); record their scores first (Campaign.observe or `pairint observe`)."
+        )
+    return ValueError(f"nothing left to propose: all {total} pairs of this campaign are observed; the campaign is complete.")
 
 
 def _random_pairs(key, n: int, taken: np.ndarray, batch: int, names: list[str]) -> list[tuple[str, str]]:
