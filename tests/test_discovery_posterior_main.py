@@ -136,6 +136,10 @@ def test_nan_features_are_imputed_flagged_and_fit():
     st, info = P.fit_jit(jax.random.key(1), P.init(jax.random.key(0), model, features=x), obs, model=model)
     assert bool(info.finite) and st.features.shape == (5, 4)
     assert np.all(np.isfinite(np.asarray(P.mean_matrix(st, model=model))))
+    mc = P.LowRankModel(n=5, rank=2, steps=100, link="abs")  # the Monte-Carlo ELBO path reads them too
+    st, info = P.fit_jit(jax.random.key(1), P.init(jax.random.key(0), mc, features=x), obs, model=mc)
+    assert mc.elbo == "mc" and bool(info.finite) and st.params["w_loc"].shape == (4,)
+    assert np.all(np.asarray(P.sample(jax.random.key(2), st, model=mc, num_samples=8).dense()) >= 0)
 
 
 @pytest.mark.parametrize(
