@@ -4,6 +4,7 @@ capped at the pairs (issue 15, items 4, 5 and 9)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -17,7 +18,8 @@ import pairint_jax as pj
 from pairint_jax import _validate as V
 from pairint_jax.cli import main
 from pairint_jax.discovery import acquisition, campaign_schema, posterior
-from pairint_jax.discovery.campaign import Campaign, _dump
+from pairint_jax.discovery.campaign import Campaign
+from pairint_jax.discovery.campaign_store import dump as _dump
 from pairint_jax.discovery.campaign_schema import CampaignStateError, validate_state
 
 NAMES = [f"G{i}" for i in range(6)]
@@ -232,6 +234,7 @@ def test_a_state_is_checked_before_it_is_saved(base):
 def test_the_schema_mirrors_the_constants_of_the_jax_modules():
     assert campaign_schema.SEED_LIMIT == V.SEED_LIMIT
     assert campaign_schema.LINKS == posterior.LINKS
+    assert campaign_schema.MODEL_FIELDS == tuple(f.name for f in dataclasses.fields(posterior.LowRankModel) if f.name != "n")
     assert {k: set(v) for k, v in campaign_schema.POLICY_OPTIONS.items()} == {
         k: set(v) for k, v in acquisition.POLICY_OPTIONS.items()}
 
@@ -314,9 +317,9 @@ def test_propose_caps_the_batch_at_the_remaining_pairs(tmp_path, policy):
 
 
 def test_the_tiled_proposal_caps_the_batch_too(tmp_path, monkeypatch):
-    from pairint_jax.discovery import campaign
+    from pairint_jax.discovery import campaign_round
 
-    monkeypatch.setattr(campaign, "TILED_MIN_N", 4)
+    monkeypatch.setattr(campaign_round, "TILED_MIN_N", 4)
     c = Campaign.create(tmp_path / "c", ["A", "B", "C", "D", "E"], batch=2, seed=0, **SMALL)  # 10 pairs
     first = c.propose()  # random first batch, by rejection sampling
     c.observe(first, [1.0, 2.0])

@@ -158,9 +158,9 @@ def test_bad_features_get_clear_errors(bad, err, match):
         P.init(jax.random.key(0), P.LowRankModel(n=5, rank=2), features=bad)
 
 
-def test_features_need_main_effects_and_model_validation():
-    with pytest.raises(ValueError, match="main_effects=True"):
-        P.init(jax.random.key(0), P.LowRankModel(n=5, main_effects=False), features=np.ones((5, 1)))
+def test_features_without_main_effects_and_model_validation():
+    st = P.init(jax.random.key(0), P.LowRankModel(n=5, main_effects=False), features=np.ones((5, 1)))
+    assert st.features.shape == (5, 1) and "w_loc" not in st.params  # kept, unused without main effects
     with pytest.raises(ValueError, match="main_effects must be True or False"):
         P.LowRankModel(n=5, main_effects="yes")
     with pytest.raises(ValueError, match="factor_prior must be one of"):

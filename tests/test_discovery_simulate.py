@@ -132,7 +132,9 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="exceeds the 28 available"):
         S.simulate(r, rounds=10, batch=3)
     with pytest.raises(ValueError, match="unknown policy"):
-        S.simulate(r, "greedy", rounds=2, batch=2)
+        S.simulate(r, "best", rounds=2, batch=2)
+    with pytest.raises(ValueError, match="cannot be simulated"):
+        S.simulate(r, "ids_tiled", rounds=2, batch=2)
     with pytest.raises(ValueError, match="does not take"):
         S.simulate(r, "ts", rounds=2, batch=2, beta=1.0)
     with pytest.raises(ValueError, match="diagonal"):

@@ -12,7 +12,10 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
 
 * ``format`` ``"pairint-campaign"``, ``version`` 1;
 * ``perturbations``: ``n >= 2`` distinct non-empty names without surrounding spaces;
-* ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative`` may be absent);
+* ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo``, ``layout``,
+  ``main_effects`` and ``factor_prior`` may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
+  flat; files written before some existed lack them);
+* ``features``: absent, ``null`` or ``[n, f]`` numbers (``null`` = missing), ``f >= 1``;
 * ``rng``: ``{"seed": settings.seed, "round": R}`` with ``R`` the last proposal's round;
 * ``observations``: ``{"a", "b", "score", "round"}`` with ``a`` before ``b`` in
   ``perturbations``, each pair once, finite scores, ``0 <= round <= R``;
@@ -50,12 +53,18 @@ VERSION = 1
 SEED_LIMIT = 2**32
 #: Options each policy accepts (the keys of ``acquisition.POLICY_OPTIONS``).
 POLICY_OPTIONS = {"ids": ("lam", "reestimate", "chunk_size"), "ts": (), "ucb": ("beta", "chunk_size"),
-                  "us": ("chunk_size",), "random": ()}
+                  "us": ("chunk_size",), "greedy": ("chunk_size",), "hub": (), "random": ()}
 #: ``posterior.LINKS``.
 LINKS = ("identity", "abs", "softplus")
-#: The keys of ``settings`` (``nonnegative`` may be absent: files written before it existed).
+#: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
-            "offset", "standardize", "nonnegative", "seed")
+            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "seed")
+_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior")
+#: ``posterior.FACTOR_PRIORS``.
+FACTOR_PRIORS = ("shared", "ard", "unit")
+#: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
+MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
+                "main_effects", "factor_prior")
 #: Guide parameters of the posterior: ``[n, rank]`` factors and scalars (offset ones only with ``offset``).
 PARAMS = {"U_loc": 2, "U_scale": 2, "V_loc": 2, "V_scale": 2, "sigma_loc": 0, "sigma_scale": 0,
           "offset_loc": 0, "offset_scale": 0}
@@ -64,7 +73,7 @@ PARAMS = {"U_loc": 2, "U_scale": 2, "V_loc": 2, "V_scale": 2, "sigma_loc": 0, "s
 #: ``"f"`` an ``[f']`` array, ``"r"`` a number or an ``[rank]`` array, 0 a number. All but the
 #: ``*_loc`` ones are > 0.
 EXTRA_PARAMS = {"a_loc": "n", "a_scale": "n", "a_tau": 0, "w_loc": "f", "w_scale": "f", "w_tau": 0, "factor_scale": "r"}
-_TOP = ("format", "version", "perturbations", "settings", "rng", "observations", "proposals", "posterior")
+_TOP = ("format", "version", "perturbations", "settings", "rng", "observations", "proposals", "posterior", "features")
 
 
 class CampaignStateError(ValueError):
@@ -126,7 +135,7 @@ def _check(doc) -> None:
         raise _Bad("format", f"must be {FORMAT!r}, got {_short(doc.get('format'))}")
     if type(doc.get("version")) is not int or doc["version"] != VERSION:
         raise _Bad("version", f"must be {VERSION} (the campaign format this pairint_jax reads), got {_short(doc.get('version'))}")
-    _keys("", doc, _TOP)
+    _keys("", doc, _TOP, optional=("features",))
     names = _names(doc["perturbations"])
     index = {p: i for i, p in enumerate(names)}
     s = _settings(doc["settings"])
@@ -134,6 +143,7 @@ def _check(doc) -> None:
     n_obs = _observations(doc["observations"], index, rnd)
     _proposals(doc["proposals"], index, rnd, n_obs)
     _posterior(doc["posterior"], len(names), s)
+    _features(doc.get("features"), len(names))
 
 
 # ----------------------------------------------------------------------------- sections
@@ -158,7 +168,7 @@ def _names(names) -> list:
 
 
 def _settings(s) -> dict:
-    _keys("settings", s, SETTINGS, optional=("nonnegative",))
+    _keys("settings", s, SETTINGS, optional=_OPTIONAL_SETTINGS)
     for name in ("batch", "rank", "steps", "num_samples"):
         _int(f"settings.{name}", s[name], low=1)
     if s["policy"] not in POLICY_OPTIONS:
@@ -168,11 +178,31 @@ def _settings(s) -> dict:
         _number(f"settings.{name}", s[name], positive=True)
     if s["link"] not in LINKS:
         raise _Bad("settings.link", f"must be one of {', '.join(map(repr, LINKS))}, got {_short(s['link'])}")
-    for name in ("offset", "standardize", "nonnegative"):
+    for name in ("offset", "standardize", "nonnegative", "main_effects"):
         if name in s and not isinstance(s[name], bool):
             raise _Bad(f"settings.{name}", f"must be true or false, got {_short(s[name])}")
+    if s.get("elbo") not in (None, "analytic", "mc"):
+        raise _Bad("settings.elbo", f"must be 'analytic', 'mc' or null, got {_short(s['elbo'])}")
+    if s.get("layout", "auto") not in ("auto", "dense", "gather"):
+        raise _Bad("settings.layout", f"must be 'auto', 'dense' or 'gather', got {_short(s['layout'])}")
+    if s.get("factor_prior", "shared") not in FACTOR_PRIORS:
+        raise _Bad("settings.factor_prior", f"must be one of {', '.join(map(repr, FACTOR_PRIORS))}, got {_short(s['factor_prior'])}")
     _int("settings.seed", s["seed"], low=0, below=SEED_LIMIT)
     return s
+
+
+def _features(rows, n: int) -> None:
+    if rows is None:
+        return
+    if not isinstance(rows, list) or len(rows) != n or not rows or not all(isinstance(r, list) for r in rows):
+        raise _Bad("features", f"must be null or an [n, f] array with n = {n} rows (one per perturbation), got {_shape(rows)}")
+    f = len(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != f or f == 0:
+            raise _Bad(f"features[{i}]", f"must hold f = {max(f, 1)} values like the first row, got {len(row)}")
+        for j, x in enumerate(row):
+            if x is not None:
+                _number(f"features[{i}][{j}]", x)
 
 
 def _policy_options(opts, policy: str) -> None:

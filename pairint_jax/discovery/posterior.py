@@ -149,8 +149,8 @@ def init(key: jax.Array, model: LowRankModel, *, features=None, init_loc_scale: 
       model: the static :class:`LowRankModel`.
       features: optional ``[n, f]`` per-perturbation covariates (NaN = missing), concrete
         (not traced); processed by :func:`prepare_features` into ``[n, f']`` and kept in the
-        state (``fit`` and ``sample`` read them there). They inform the main effects' prior,
-        so they need ``model.main_effects``.
+        state (``fit`` and ``sample`` read them there). They inform the main effects' prior
+        (with ``main_effects=False`` they are kept but unused).
       init_loc_scale: spread of the initial factor locations.
 
     Returns:
@@ -162,8 +162,6 @@ def init(key: jax.Array, model: LowRankModel, *, features=None, init_loc_scale: 
       ((10, 3), (10, 2))
     """
     x = prepare_features(features, model.n)
-    if x.shape[1] and not model.main_effects:
-        raise ValueError("features inform the main effects' prior: use LowRankModel(main_effects=True) with features.")
     params = _default_params(key, model, x.shape[1], init_loc_scale)
     return PosteriorState(params, jnp.float32(0.0), jnp.float32(1.0), jnp.asarray(x))
 

@@ -15,20 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LINKS = ("identity", "abs", "softplus")
+from pairint_jax.discovery.links import LINKS
+from pairint_jax.discovery.links import apply_link as _link
+
 ELBOS = ("analytic", "mc")
 FACTOR_PRIORS = ("shared", "ard", "unit")
-
-
-def _link(name: str, f):
-    """The link ``g`` applied elementwise (static ``name``)."""
-    if name == "identity":
-        return f
-    if name == "abs":
-        return jnp.abs(f)
-    if name == "softplus":
-        return jax.nn.softplus(f)
-    raise ValueError(f"unknown link {name!r}; expected one of {LINKS}.")
 
 
 @dataclasses.dataclass(frozen=True)
