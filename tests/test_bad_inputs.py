@@ -280,6 +280,9 @@ CASES = [
          r"key must be a JAX PRNG key"),
     Case("synthetic-key", lambda env: pj.synthetic.disjointedness_mixture("k"), TypeError, r"key must be a JAX PRNG"),
     Case("synthetic-key-none", lambda env: pj.synthetic.separability_tabular(None), TypeError, r"key is required"),
+    Case("perturbseq-key", lambda env: pj.synthetic.perturbseq("k"), TypeError, r"key must be a JAX PRNG"),
+    Case("perturbseq-kinds", lambda env: pj.synthetic.perturbseq(0, kinds={"synergistic": 1}), ValueError,
+         r"kinds: unknown kind"),
     Case("score-adata-key", lambda env: pj.score_adata(env.adata, key="k"), TypeError, r"key must be a JAX PRNG"),
     # --- file readers (item 6): the column and the file are named ---
     Case("parquet-text-feature", lambda env: pj.read_screen(env.parquet, features=["f0", "name"]), ValueError,

@@ -12,8 +12,8 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
 
 * ``format`` ``"pairint-campaign"``, ``version`` 1;
 * ``perturbations``: ``n >= 2`` distinct non-empty names without surrounding spaces;
-* ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo`` and ``layout``
-  may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
+* ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo``, ``layout``,
+  ``main_effects`` and ``factor_prior`` may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
   flat; files written before some existed lack them);
 * ``features``: absent, ``null`` or ``[n, f]`` numbers (``null`` = missing), ``f >= 1``;
 * ``rng``: ``{"seed": settings.seed, "round": R}`` with ``R`` the last proposal's round;
@@ -23,7 +23,9 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
   ordered pairs, each once per proposal, and ``0 <= n_observed <= len(observations)``;
 * ``posterior``: ``null`` or ``{"params", "shift", "scale"}`` with the guide parameters
   ``U_loc, U_scale, V_loc, V_scale [n, settings.rank]``, ``sigma_loc, sigma_scale []`` and,
-  with ``settings.offset``, ``offset_loc, offset_scale []``; ``*_scale`` and ``scale`` > 0.
+  with ``settings.offset``, ``offset_loc, offset_scale []``; optionally (issue 12, see
+  :data:`EXTRA_PARAMS`) ``a_loc, a_scale [n]``, ``a_tau, w_tau []``, ``w_loc, w_scale [f]``,
+  ``factor_scale`` (``[]`` or ``[rank]``); ``*_scale``, ``*_tau`` and ``scale`` > 0.
 
 This module imports neither JAX nor NumPy (a crash-test child opens campaigns without
 JAX), so the few constants it shares with the JAX modules are mirrored here and compared
@@ -56,13 +58,21 @@ POLICY_OPTIONS = {"ids": ("lam", "reestimate", "chunk_size"), "ts": (), "ucb": (
 LINKS = ("identity", "abs", "softplus")
 #: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
-            "offset", "standardize", "nonnegative", "elbo", "layout", "seed")
-_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout")
+            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "seed")
+_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior")
+#: ``posterior.FACTOR_PRIORS``.
+FACTOR_PRIORS = ("shared", "ard", "unit")
 #: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
-MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout")
+MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
+                "main_effects", "factor_prior")
 #: Guide parameters of the posterior: ``[n, rank]`` factors and scalars (offset ones only with ``offset``).
 PARAMS = {"U_loc": 2, "U_scale": 2, "V_loc": 2, "V_scale": 2, "sigma_loc": 0, "sigma_scale": 0,
           "offset_loc": 0, "offset_scale": 0}
+#: Parameters added by issue 12 (main effects, feature weights, learned factor scale), optional
+#: (a file written before them resumes with their initial values): ``"n"`` an ``[n]`` array,
+#: ``"f"`` an ``[f']`` array, ``"r"`` a number or an ``[rank]`` array, 0 a number. All but the
+#: ``*_loc`` ones are > 0.
+EXTRA_PARAMS = {"a_loc": "n", "a_scale": "n", "a_tau": 0, "w_loc": "f", "w_scale": "f", "w_tau": 0, "factor_scale": "r"}
 _TOP = ("format", "version", "perturbations", "settings", "rng", "observations", "proposals", "posterior", "features")
 
 
@@ -168,13 +178,15 @@ def _settings(s) -> dict:
         _number(f"settings.{name}", s[name], positive=True)
     if s["link"] not in LINKS:
         raise _Bad("settings.link", f"must be one of {', '.join(map(repr, LINKS))}, got {_short(s['link'])}")
-    for name in ("offset", "standardize", "nonnegative"):
+    for name in ("offset", "standardize", "nonnegative", "main_effects"):
         if name in s and not isinstance(s[name], bool):
             raise _Bad(f"settings.{name}", f"must be true or false, got {_short(s[name])}")
     if s.get("elbo") not in (None, "analytic", "mc"):
         raise _Bad("settings.elbo", f"must be 'analytic', 'mc' or null, got {_short(s['elbo'])}")
     if s.get("layout", "auto") not in ("auto", "dense", "gather"):
         raise _Bad("settings.layout", f"must be 'auto', 'dense' or 'gather', got {_short(s['layout'])}")
+    if s.get("factor_prior", "shared") not in FACTOR_PRIORS:
+        raise _Bad("settings.factor_prior", f"must be one of {', '.join(map(repr, FACTOR_PRIORS))}, got {_short(s['factor_prior'])}")
     _int("settings.seed", s["seed"], low=0, below=SEED_LIMIT)
     return s
 
@@ -267,7 +279,10 @@ def _posterior(post, n: int, s: dict) -> None:
     _number("posterior.shift", post["shift"])
     _number("posterior.scale", post["scale"], positive=True)
     wanted = [k for k in PARAMS if s["offset"] or not k.startswith("offset")]
-    _keys("posterior.params", post["params"], wanted)
+    _keys("posterior.params", post["params"], wanted + list(EXTRA_PARAMS), optional=tuple(EXTRA_PARAMS))
+    for name in (k for k in EXTRA_PARAMS if k in post["params"]):
+        _extra_param(f"posterior.params.{name}", post["params"][name], EXTRA_PARAMS[name], n, s["rank"],
+                     positive=not name.endswith("_loc"))
     for name in wanted:
         field, val, positive = f"posterior.params.{name}", post["params"][name], name.endswith("_scale")
         if PARAMS[name] == 0:
@@ -280,6 +295,18 @@ def _posterior(post, n: int, s: dict) -> None:
             if not all(type(x) is float and math.isfinite(x) and (x > 0 or not positive) for x in row):
                 for j, x in enumerate(row):  # the slow path names the entry (ints pass)
                     _number(f"{field}[{i}][{j}]", x, positive=positive)
+
+
+def _extra_param(field: str, val, kind, n: int, rank: int, *, positive: bool) -> None:
+    if kind == 0 or (kind == "r" and not isinstance(val, list)):
+        _number(field, val, positive=positive)
+        return
+    size = {"n": n, "r": rank}.get(kind)
+    if not isinstance(val, list) or (size is not None and len(val) != size):
+        want = {"n": f"[n] = [{n}]", "r": f"a number or [rank] = [{rank}]", "f": "[f]"}[kind]
+        raise _Bad(field, f"must be a {want} array, got {_shape(val)}")
+    for i, x in enumerate(val):
+        _number(f"{field}[{i}]", x, positive=positive)
 
 
 # ----------------------------------------------------------------------------- fields
