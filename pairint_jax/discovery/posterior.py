@@ -1,7 +1,7 @@
 """Low-rank symmetric posterior over the reward matrix, fitted by compiled SVI (numpyro).
 
-The model (DIGEST section 4, paper App. D.3, plus per-perturbation main effects). For ``n``
-perturbations and rank ``m``::
+The model (Xu et al., App. D.3, after the symmetric low-rank completion of Sec. 4, plus
+per-perturbation main effects). For ``n`` perturbations and rank ``m``::
 
     U, V ~ N(0, lambda^2)^{n x m}     (lambda learned: shared, or per column with ARD; see ``factor_prior``)
     w    ~ N(0, tau_w^2)^{f'}         (weights of the features, when given; tau_w learned)
@@ -41,7 +41,7 @@ round calls the same compiled program every round. The whole fit is one
 skipped), warm-started from the previous round's guide parameters. Adam's moments
 restart every fit.
 
-Style rule 2: ``init(key, model) -> state``, ``step(svi, svi_state, obs) -> (svi_state,
+The functional pattern: ``init(key, model) -> state``, ``step(svi, svi_state, obs) -> (svi_state,
 loss)`` and ``fit(key, state, obs, model=) -> (state, info)``; ``sample`` draws ``K``
 posterior samples of the *factors* (:class:`FactorSamples`, main effects folded in),
 never ``K x n x n`` unless asked (:meth:`FactorSamples.block`, :meth:`FactorSamples.dense`).
@@ -101,10 +101,6 @@ __all__ = [
 
 # private names kept importable for older callers and tests
 _PRIVATE = (_analytic_neg_elbo, _numpyro_guide, _numpyro_model, _standardise, _link)
-
-# Incremented when ``fit`` is traced (not when it runs): tests use it to prove that
-# later rounds reuse the compiled program.
-TRACE_COUNTS = {"fit": 0}
 
 
 def _default_params(key, model: LowRankModel, num_features: int, init_loc_scale) -> dict:
@@ -197,7 +193,6 @@ def step(svi, svi_state, data):
 
 
 def _fit(key, state: PosteriorState, obs: Observations, lr, sigma_scale, offset_scale, *, model: LowRankModel):
-    TRACE_COUNTS["fit"] += 1
     feats = _features_of(state, model)
     shift, scale = _standardise(obs, model.standardize)
     data = model_data(obs, feats, shift, scale, sigma_scale, offset_scale, model=model)

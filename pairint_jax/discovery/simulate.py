@@ -48,7 +48,6 @@ __all__ = ["SimulationResult", "simulate", "simulate_many"]
 
 #: Every policy a simulation can run (the jittable ones of the registry), the default of :func:`simulate_many`.
 ALL_POLICIES = tuple(name for name, p in REGISTRY.items() if p.jittable)
-TRACE_COUNTS = {"rounds": 0}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -169,7 +168,6 @@ def _round(consts, chain, carry, r, *, policies, model, batch, static):
 @functools.partial(jax.jit, static_argnames=("policies", "model", "batch", "static", "mesh"))
 def _run_rounds(consts, chains, carry, round_ids, *, policies, model, batch, static, mesh=None):
     """``vmap`` over chains of a ``scan`` over rounds of :func:`_round` (``shard_map``-ed over a mesh)."""
-    TRACE_COUNTS["rounds"] += 1
     static = dict(static)
 
     def one_chain(chain, c):

@@ -53,7 +53,6 @@ import numpy as np
 
 from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery.posterior import FactorSamples
-from pairint_jax.discovery.tiled_passes import TRACE_COUNTS  # noqa: F401  (re-exported: tests count traces)
 from pairint_jax.discovery.tiled_passes import empty_buffer, final_batch, pass_best, pass_select
 from pairint_jax.parallel import check_mesh, mesh_size, replicated, sharded
 

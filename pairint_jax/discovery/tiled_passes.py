@@ -22,10 +22,9 @@ from pairint_jax.discovery.links import apply_link
 from pairint_jax.discovery.sample_stats import info_ratio
 from pairint_jax.parallel import replicated, shard_map, sharded_spec
 
-__all__ = ["TRACE_COUNTS", "empty_buffer", "final_batch", "pass_best", "pass_select"]
+__all__ = ["empty_buffer", "final_batch", "pass_best", "pass_select"]
 
 #: Incremented when a pass is traced (tests check that a second round does not recompile).
-TRACE_COUNTS = {"best": 0, "select": 0}
 
 
 # ----------------------------------------------------------------------------- tiles
@@ -74,7 +73,6 @@ def _scan_tiles(body, carry, tiles, ok, excl):
 
 def _best_local(carry, fs, tiles, ok, excl, rem, *, t, n, dense, link):
     """Pass 1 over some tiles: per sample, (best value, its flat pair index, all finite)."""
-    TRACE_COUNTS["best"] += 1
 
     def body(c, bi, bj, tok, ex):
         best_val, best_idx, finite = c
@@ -138,7 +136,6 @@ def empty_buffer(b: int):
 
 def _select_local(carry, fs, tiles, ok, excl, rem, stats, key, *, t, n, dense, link, b, mode):
     """Pass 2 over some tiles: the running top-``b`` (invalid, Psi, Delta, flat) buffer."""
-    TRACE_COUNTS["select"] += 1
     kt = min(b, t * t)
 
     def body(c, bi, bj, tok, ex):
