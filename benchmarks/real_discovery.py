@@ -1,31 +1,40 @@
-"""Active discovery on real interaction matrices: the paper's protocol (Fig. 6) on SLKB and Norman.
+"""Active discovery on real interaction maps (issue 12): every policy, with and without side features.
 
-    python benchmarks/real_discovery.py                     # full protocol (40 min on a loaded 2-core CPU)
-    python benchmarks/real_discovery.py --quick             # 20 rounds, 3 seeds, 1,000 SVI steps, K = 300
-    python benchmarks/real_discovery.py --markdown real_discovery.md --plot-dir out/
+    python benchmarks/real_discovery.py                       # full protocol (10 seeds, 5,000 steps, K = 1,000)
+    python benchmarks/real_discovery.py --reduced             # CPU: 3 seeds, 1,000 SVI steps, K = 300
+    python benchmarks/real_discovery.py --features both --matrices norman,bigpapi --timing
+    python benchmarks/real_discovery.py --markdown real_discovery.md --json curves.json
 
-Protocol (DIGEST section 4): every policy (IDS, TS, UCB, US, random) runs ``rounds`` rounds of
-``batch`` pairs for ``seeds`` seeds; the first round is random; each round refits the low-rank
-posterior (rank 5, 5,000 SVI steps, K = 1,000 samples) to the revealed scores. Full: 50 rounds x
-batch 10, 10 seeds.
+Protocol (DIGEST section 4, issue 12): every policy (IDS, UCB, TS, US, greedy, hub, random) runs
+``rounds`` rounds of ``batch`` pairs for ``seeds`` seeds; the first round is random; each
+round refits the library's default posterior (``LowRankModel``: rank 5, main effects, shared
+factor prior; ``steps`` SVI steps, ``K`` samples) to the revealed scores. Full: 50 rounds x
+batch 10, 10 seeds, 5,000 steps, K = 1,000. ``--features on|off|both`` runs each policy with the
+matrix's per-perturbation features (``features=`` of :func:`pj.simulate_many`: the prior of the
+main effects and the prior mean of ``hub``), without them, or both.
 
-Reward matrices (all symmetric, NaN diagonal; the pairs' true scores are revealed when chosen):
+Reward matrices (symmetric, NaN diagonal; a pair's true score is revealed when chosen) and
+their features (z-scored columns; NaN = missing, imputed by the library):
 
-* ``slkb-disj`` (primary for SLKB): **our own disjointedness matrix** of the SLKB 22Rv1 screen
-  (``pj.disjointedness_scores(pj.datasets.slkb_22rv1())``, RBF, per-pair median bandwidth),
-  50 genes, 1,225 pairs. The reward a user of this library observes when a campaign runs
-  doubles and scores them, as in the paper's Fig. 6 (which used its own test statistic).
-* ``slkb-abs-sl``: ``|SL score|`` of the SLKB authors (either sign of interaction is a discovery).
-* ``norman``: ``|GI|`` of the Norman et al. 2019 growth interaction map, 112 genes, 6,216 pairs
-  (negative = synergistic, positive = buffering; both are discoveries).
+* ``norman``: ``|GI|`` of the Norman et al. 2019 growth map, 112 genes, 6,216 pairs. Features:
+  the singles' growth phenotypes of ``../shared/data/norman2019_crispra_gi/single_fitnesses.csv``
+  (``average_fitness``, ``chosen_guide_fitness`` (9 NaN) and ``|average_fitness|``).
+* ``slkb-abs-sl``: ``|SL score|`` of the SLKB 22Rv1 authors, 50 genes, 1,225 pairs.
+* ``slkb-disj``: our disjointedness matrix of the SLKB 22Rv1 screen (RBF, per-pair median bandwidth).
+  Both SLKB matrices use ``pj.perturbation_features(pj.datasets.slkb_22rv1())`` (shift, k-NN KL, MMD).
+* ``bigpapi``: our additivity matrix of the Big Papi screen (26 genes with EEF2, 325 pairs);
+  features ``pj.perturbation_features(pj.datasets.bigpapi())``.
+* ``syn-a``: synthetic (a) of ``benchmarks/discovery.py``, ``W W^T + noise``, ``W = |N(0, 1)|``
+  (n = 50, rank 4). Features: a noisy main-effect proxy, ``mean_j W_i.W_j + N(0, sd^2)`` with
+  ``sd`` the proxy's own standard deviation (correlation about 0.7 with the true row effect).
+* ``syn-b``: synthetic (b) of ``benchmarks/discovery.py``, the disjointedness matrix of a
+  50-perturbation latent-factor screen; features ``pj.perturbation_features`` of that screen.
 
 Metrics per round (mean [min, max] over seeds): the fraction of the true top-5% pairs found,
-cumulative regret against the oracle that takes the best remaining pairs, and known pairs
-found: CORUM co-complex pairs among the screen's genes (``--corum`` or the shared data
-folder; 9 pairs for SLKB, 3 for Norman) and, for SLKB, the authors' SL calls
-(``SL score < -0.361``, 274 pairs), counted from the chosen pairs. Correctness is checked
-before anything is reported: the top-5% fraction and the known-pair counts are recomputed
-from the chosen pairs in NumPy.
+checked against a NumPy recount of the chosen pairs before anything is reported. ``--timing``
+adds one round (fit + K samples + IDS batch of 10) at n = 50, 444 and 1,000 with the default
+model and with the model before issue 12 (``LowRankModel(main_effects=False, factor_prior="unit")``),
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -42,52 +51,109 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import jax  # noqa: E402
 
 import pairint_jax as pj  # noqa: E402
 
-POLICIES = ("ids", "ts", "ucb", "us", "greedy", "hub", "random")
-MATRICES = ("slkb-disj", "slkb-abs-sl", "norman")
+POLICIES = ("ids", "ucb", "ts", "us", "greedy", "hub", "random")
+MATRICES = ("norman", "slkb-abs-sl", "slkb-disj", "bigpapi", "syn-a", "syn-b")
 REPORT_ROUNDS = (10, 25, 50)
+OLD_MODEL = dict(main_effects=False, factor_prior="unit")
+
+
+def shared_data() -> pathlib.Path | None:
+    """``$PAIRINT_SHARED/data``, ``../shared/data`` or ``/work/shared/data``, whichever exists."""
+    for base in [os.environ.get("PAIRINT_SHARED"), ROOT.parent / "shared", "/work/shared"]:
+        if base and (pathlib.Path(base) / "data").is_dir():
+            return pathlib.Path(base) / "data"
+    return None
 
 
 def find_corum(path: str | None) -> pathlib.Path | None:
     """The CORUM table: ``--corum``, ``$PAIRINT_CORUM``, else the shared data folder if present."""
+    data = shared_data()
     cands = [path, os.environ.get("PAIRINT_CORUM")]
-    for base in [os.environ.get("PAIRINT_SHARED"), ROOT.parent / "shared", "/work/shared"]:
-        if base:
-            cands.append(pathlib.Path(base) / "data" / "known_interactions" / "corum_core_human_complexes.tsv")
+    if data is not None:
+        cands.append(data / "known_interactions" / "corum_core_human_complexes.tsv")
     for c in cands:
         if c and pathlib.Path(c).is_file():
             return pathlib.Path(c)
     return None
 
 
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Each column z-scored ignoring NaN (NaN stays NaN)."""
+    x = np.asarray(x, np.float64)
+    sd = np.nanstd(x, axis=0)
+    return (x - np.nanmean(x, axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def norman_features(genes) -> tuple[np.ndarray, str]:
+    import pandas as pd
+
+    data = shared_data()
+    if data is None:
+        return None, "none (../shared/data not found)"
+    d = pd.read_csv(data / "norman2019_crispra_gi" / "single_fitnesses.csv").set_index("guide_target")
+    d = d.reindex(list(genes))
+    x = np.stack([d.average_fitness, d.chosen_guide_fitness, np.abs(d.average_fitness)], 1)
+    return zscore(x), "singles' fitness (average, chosen guide, |average|), z-scored"
+
+
+def screen_features(screen) -> np.ndarray:
+    return np.asarray(pj.perturbation_features(screen).to_numpy(), np.float64)
+
+
+def synthetic(name: str):
+    """(reward, features, description) of synthetic (a) or (b) of benchmarks/discovery.py."""
+    import discovery as bench
+
+    if name == "syn-a":
+        rng = np.random.default_rng(0)
+        w = np.abs(rng.normal(size=(50, 4)))  # the W of bench.planted(0): same generator, same first draw
+        reward = bench.planted(0, kind="nonneg")
+        proxy = (w @ w.T).mean(1)
+        feats = zscore((proxy + rng.normal(scale=proxy.std(), size=50))[:, None])
+        return reward, feats, "synthetic (a) W W^T + noise, n = 50", "noisy main-effect proxy (row mean + equal-sd noise)"
+    reward, _ = bench.latent_factor_matrix()
+    out = pj.synthetic.latent_factor(jax.random.key(0), n_perturbations=50)
+    screen = out[0] if isinstance(out, tuple) else out
+    return reward, screen_features(screen), "synthetic (b) latent-factor disjointedness, n = 50", "perturbation_features"
+
+
 def load_matrix(name: str, corum: pathlib.Path | None):
-    """``(description, genes, reward [n, n], known lists {name: [k, 2] int})`` for one matrix."""
-    known = {}
+    """``(description, genes, reward [n, n], known {name: [k, 2]}, features [n, f], features description)``."""
+    known, genes = {}, None
     if name.startswith("slkb"):
         genes, s = pj.datasets.slkb_22rv1_scores()
         known["SL calls"] = np.argwhere(np.triu(s < pj.datasets.SLKB_SL_CUTOFF, k=1))
+        screen = pj.datasets.slkb_22rv1()
+        assert tuple(genes) == screen.perturbations
+        feats, fdesc = screen_features(screen), "perturbation_features (shift, k-NN KL, MMD)"
         if name == "slkb-disj":
-            screen = pj.datasets.slkb_22rv1()
-            assert tuple(genes) == screen.perturbations
-            t0 = time.perf_counter()
             reward = pj.disjointedness_scores(screen, n_permutations=0).matrix
-            desc = f"SLKB 22Rv1, our disjointedness (RBF, pair bandwidth; scored in {time.perf_counter() - t0:.1f} s)"
+            desc = "SLKB 22Rv1, our disjointedness (RBF, pair bandwidth)"
         else:
-            reward = np.abs(s)
-            desc = "SLKB 22Rv1, |authors' SL score|"
+            reward, desc = np.abs(s), "SLKB 22Rv1, |authors' SL score|"
     elif name == "norman":
         genes, gi = pj.datasets.norman2019_gi()
-        reward = np.abs(gi)
-        desc = "Norman 2019 GI map, |GI|"
+        reward, desc = np.abs(gi), "Norman 2019 GI map, |GI|"
+        feats, fdesc = norman_features(genes)
+    elif name == "bigpapi":
+        screen = pj.datasets.bigpapi()
+        genes = screen.perturbations
+        reward, desc = pj.additivity_scores(screen).matrix, "Big Papi, our additivity score (26 genes with EEF2)"
+        feats, fdesc = screen_features(screen), "perturbation_features (shift, k-NN KL, MMD)"
+    elif name in ("syn-a", "syn-b"):
+        reward, feats, desc, fdesc = synthetic(name)
+        genes = tuple(str(i) for i in range(reward.shape[0]))
     else:
         raise ValueError(f"unknown matrix {name!r}; choose from {MATRICES}.")
-    if corum is not None:
+    if corum is not None and not name.startswith("syn"):
         known["CORUM"] = pj.datasets.corum_pairs(corum, genes)
-    return desc, tuple(genes), np.asarray(reward, np.float64), known
+    return desc, tuple(genes), np.asarray(reward, np.float64), known, feats, fdesc
 
 
 def top_set(reward: np.ndarray) -> np.ndarray:
@@ -129,102 +195,152 @@ def fmt(vals) -> str:
     return f"{v.mean():.2f} [{v.min():.2f}, {v.max():.2f}]"
 
 
-def fmt_count(vals) -> str:
-    v = np.asarray(vals, float)
-    return f"{v.mean():.1f} [{int(v.min())}, {int(v.max())}]"
-
-
-def run(args) -> tuple[str, dict]:
-    corum = find_corum(args.corum)
-    policies = tuple(args.policies.split(","))
-    lines, curves = [], {}
-    settings = (f"{args.rounds} rounds x batch {args.batch}, {args.seeds} seeds, rank 5, {args.steps} SVI steps, "
-                f"K = {args.num_samples} samples; first round random")
-    lines += ["# Active discovery on real matrices (`benchmarks/real_discovery.py`)", "",
-              f"Settings: {settings}. Device: {jax.devices()[0].platform}; jax {jax.__version__}.",
-              f"CORUM: {corum.name if corum else 'not found (CORUM columns omitted)'}.",
-              "Each cell: mean [min, max] over seeds. Regret: cumulative, against the oracle taking the best "
-              "remaining pairs each round (in reward units). Known pairs: counted among all pairs chosen so far; "
-              "`chance` is the expectation of a uniformly random choice of that many pairs.", ""]
-    for name in args.matrices.split(","):
-        desc, genes, reward, known = load_matrix(name, corum)
-        n = len(genes)
-        n_pairs = n * (n - 1) // 2
+def run_matrix(name: str, args, corum, policies, feature_modes):
+    """Print and return the table of one matrix: ``(lines, {(policy, features): [seeds, rounds]})``."""
+    desc, genes, reward, known, feats, fdesc = load_matrix(name, corum)
+    n = len(genes)
+    n_rounds = min(args.rounds, (n * (n - 1) // 2 - 1) // args.batch)  # Big Papi: 325 pairs, 32 rounds of 10
+    curves, walls = {}, {}
+    for mode in feature_modes:
+        if mode == "on" and feats is None:
+            continue
         t0 = time.perf_counter()
         res = pj.simulate_many(
-            reward, policies, rounds=args.rounds, batch=args.batch, seeds=args.seeds,
+            reward, policies, rounds=n_rounds, batch=args.batch, seeds=args.seeds,
             key=jax.random.key(args.seed), known=known.get("CORUM"), steps=args.steps,
-            num_samples=args.num_samples, progress=args.progress,
+            num_samples=args.num_samples, progress=args.progress, features=feats if mode == "on" else None,
         )
-        wall = time.perf_counter() - t0
-        for r in res.values():
-            check(r, reward, known)
-        rounds = [r for r in REPORT_ROUNDS if r <= args.rounds] or [args.rounds]
-        if rounds[-1] != args.rounds:
-            rounds.append(args.rounds)
-        first = next(iter(res.values()))
-        start = len(lines)
-        lines += [f"## {name}: {desc}", "",
-                  f"{n} genes, {n_pairs} pairs, top-5% set {first.n_top} pairs; {wall:.0f} s for all policies (compilation included) "
-                  f"(checked against a NumPy recount of the chosen pairs).", ""]
-        head = ["policy"] + [f"top-5% found, round {r}" for r in rounds] + [f"regret, round {rounds[-1]}"]
-        known_names = list(known)
-        head += [f"{k} found ({len(known[k])}), round {rounds[-1]}" for k in known_names]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        chosen_n = rounds[-1] * args.batch
-        curves[name] = {"description": desc, "n": n, "n_top": int(first.n_top), "wall_s": wall, "policies": {}}
+        walls[mode] = time.perf_counter() - t0
         for pol, r in res.items():
-            row = [pol] + [fmt(r.top5_fraction[:, k - 1]) for k in rounds] + [fmt(r.regret[:, rounds[-1] - 1])]
-            cur = {"top5_fraction": r.top5_fraction.tolist(), "regret": r.regret.tolist()}
-            for k in known_names:
-                mask = np.zeros((n, n), bool)
-                mask[known[k][:, 0], known[k][:, 1]] = True
-                cnt = found_curve(r.chosen, mask)
-                row.append(fmt_count(cnt[:, rounds[-1] - 1]))
-                cur[f"found_{k}"] = cnt.tolist()
-            curves[name]["policies"][pol] = cur
-            lines.append("| " + " | ".join(row) + " |")
-        chance = ["chance (uniform)"] + [f"{min(1.0, k * args.batch / n_pairs):.2f}" for k in rounds] + [""]
-        chance += [f"{len(known[k]) * chosen_n / n_pairs:.1f}" for k in known_names]
-        lines += ["| " + " | ".join(chance) + " |", ""]
-        if args.plot_dir:
-            from pairint_jax.plotting import plot_discovery_curves
+            check(r, reward, known)
+            curves[(pol, mode)] = r.top5_fraction
+    n_top = int(top_set(reward).sum())
+    rounds = [r for r in REPORT_ROUNDS if r <= n_rounds]
+    rounds += [n_rounds] if n_rounds not in rounds else []
+    wall = ", ".join(f"features {m}: {w:.0f} s" for m, w in walls.items())
+    lines = [f"### {name}: {desc}", "",
+             f"{n} genes, {n * (n - 1) // 2} pairs, top-5% set {n_top} pairs, {n_rounds} rounds. Features: {fdesc}. "
+             f"Wall time (all policies, compilation included): {wall}.", "",
+             "| policy | features | " + " | ".join(f"round {r}" for r in rounds) + " |",
+             "|---|---|" + "---|" * len(rounds)]
+    for pol in policies:
+        for mode in feature_modes:
+            if (pol, mode) in curves:
+                c = curves[(pol, mode)]
+                lines.append(f"| {pol} | {mode} | " + " | ".join(fmt(c[:, k - 1]) for k in rounds) + " |")
+    lines += ["", *target_lines(curves, policies, n_rounds), ""]
+    print("\n".join(lines), flush=True)
+    return lines, {f"{p}|{m}": c.tolist() for (p, m), c in curves.items()}
 
-            out = pathlib.Path(args.plot_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            plot_discovery_curves(res, title=desc, path=out / f"discovery_{name}.png")
-        print("\n".join(lines[start:]), flush=True)
-    return "\n".join(lines) + "\n", curves
+
+def target_lines(curves: dict, policies, last: int) -> list[str]:
+    """The issue's relative targets at the last round: IDS >= hub - 0.02; features on >= off - 0.02."""
+    mean = {k: float(np.mean(v[:, last - 1])) for k, v in curves.items()}
+    out = []
+    for mode in ("off", "on"):
+        if ("ids", mode) in mean and ("hub", mode) in mean:
+            d = mean[("ids", mode)] - mean[("hub", mode)]
+            out.append(f"- IDS - hub (features {mode}), round {last}: {d:+.3f} ({'met' if d >= -0.02 else 'NOT met'})")
+        best = max((p for p in policies if (p, mode) in mean), key=lambda p: mean[(p, mode)], default=None)
+        if best is not None:
+            out.append(f"- best policy (features {mode}), round {last}: {best} {mean[(best, mode)]:.3f}")
+    for pol in policies:
+        if (pol, "on") in mean and (pol, "off") in mean:
+            d = mean[(pol, "on")] - mean[(pol, "off")]
+            out.append(f"- {pol}: features on - off, round {last}: {d:+.3f} ({'met' if d >= -0.02 else 'NOT met'})")
+    return out
+
+
+def time_round(n: int, n_obs: int, model_kw: dict, *, steps: int, k: int, reps: int) -> tuple[float, float]:
+    """(first call, median steady-state) seconds of one compiled round: fit + K samples + IDS batch of 10."""
+    from pairint_jax.discovery import posterior as post
+    from pairint_jax.discovery import rounds
+    from pairint_jax.discovery.campaign_round import bucket
+
+    rng = np.random.default_rng(0)
+    w = np.abs(rng.normal(size=(n, 4)))
+    r = w @ w.T
+    iu = np.stack(np.triu_indices(n, 1), 1)
+    pairs = iu[rng.choice(len(iu), n_obs, replace=False)]
+    model = post.LowRankModel(n=n, rank=5, steps=steps, num_samples=k, **model_kw)
+    obs = post.Observations.from_pairs(pairs, r[pairs[:, 0], pairs[:, 1]], capacity=bucket(n_obs))
+    rem = np.triu(np.ones((n, n), bool), 1)
+    rem[pairs[:, 0], pairs[:, 1]] = False
+    state = rounds.init(jax.random.key(0), model, obs.capacity, observations=obs, remaining=rem)
+    times = []
+    for rep in range(reps + 1):
+        t0 = time.perf_counter()
+        jax.block_until_ready(rounds.step_jit(jax.random.key(rep), state, obs, model=model, policy="ids", batch=10))
+        times.append(time.perf_counter() - t0)
+    return times[0], float(np.median(times[1:]))
+
+
+def timing(args) -> list[str]:
+    sizes = [(50, 250, 5000, 1000, 5)]
+    if not args.reduced:
+        sizes += [(444, 500, 5000, 1000, 3), (1000, 500, 5000, 1000, 3)]
+    else:
+        sizes += [(444, 500, 5000, 1000, 2), (1000, 500, 1000, 300, 2)]
+    dev = jax.devices()[0]
+    lines = [f"### One round (fit + K samples + IDS batch of 10), {dev.platform} {dev.device_kind}", "",
+             "| n | observed | steps | K | old model first / steady (s) | default first / steady (s) | default / old |",
+             "|---|---|---|---|---|---|---|"]
+    for n, n_obs, steps, k, reps in sizes:
+        if n > args.timing_max_n:
+            continue
+        of, os_ = time_round(n, n_obs, OLD_MODEL, steps=steps, k=k, reps=reps)
+        nf, ns = time_round(n, n_obs, {}, steps=steps, k=k, reps=reps)
+        lines.append(f"| {n} | {n_obs} | {steps} | {k} | {of:.2f} / {os_:.3f} | {nf:.2f} / {ns:.3f} | {ns / os_:.2f}x |")
+        print(lines[-1], flush=True)
+    lines += ["", "Old model: `LowRankModel(main_effects=False, factor_prior=\"unit\")`; default: `LowRankModel()` "
+              "(main effects, shared factor prior). Steady: median of the calls after the first.", ""]
+    return lines
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="20 rounds, 3 seeds, 1,000 SVI steps, K = 300")
+    ap.add_argument("--reduced", action="store_true", help="CPU: 3 seeds, 1,000 SVI steps, K = 300 (50 rounds x 10)")
     ap.add_argument("--matrices", default=",".join(MATRICES), help=f"comma-separated, from {MATRICES}")
     ap.add_argument("--policies", default=",".join(POLICIES))
-    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--features", choices=("on", "off", "both"), default="both")
+    ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--num-samples", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timing", action="store_true", help="also time one round, default vs old model")
+    ap.add_argument("--timing-only", action="store_true", help="only the timing section")
+    ap.add_argument("--timing-max-n", type=int, default=1000, help="skip timing sizes above this n")
     ap.add_argument("--corum", default=None, help="CORUM core complexes table (default: $PAIRINT_CORUM or ../shared/data)")
     ap.add_argument("--markdown", default=None, help="write the tables to this Markdown file")
     ap.add_argument("--json", default=None, help="write the curves (every seed and round) to this JSON file")
-    ap.add_argument("--plot-dir", default=None, help="save the discovery curves (PNG) here")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
-    args.rounds = args.rounds or (20 if args.quick else 50)
-    args.seeds = args.seeds or (3 if args.quick else 10)
-    args.steps = args.steps or (1000 if args.quick else 5000)
-    args.num_samples = args.num_samples or (300 if args.quick else 1000)
-    text, curves = run(args)
+    args.seeds = args.seeds or (3 if args.reduced else 10)
+    args.steps = args.steps or (1000 if args.reduced else 5000)
+    args.num_samples = args.num_samples or (300 if args.reduced else 1000)
+    policies = tuple(args.policies.split(","))
+    modes = ("off", "on") if args.features == "both" else (args.features,)
+    lines = [f"Settings: {args.rounds} rounds x batch {args.batch}, {args.seeds} seeds, default LowRankModel "
+             f"(rank 5, main effects, shared factor prior), {args.steps} SVI steps, K = {args.num_samples}; "
+             f"first round random. Device: {jax.devices()[0].platform}; jax {jax.__version__}. "
+             "Cells: top-5% found, mean [min, max] over seeds.", ""]
+    print("\n".join(lines), flush=True)
+    curves = {}
+    if not args.timing_only:
+        corum = find_corum(args.corum)
+        for name in args.matrices.split(","):
+            more, curves[name] = run_matrix(name, args, corum, policies, modes)
+            lines += more
+            if args.markdown:  # written after every matrix, so a cut-short run keeps its tables
+                pathlib.Path(args.markdown).write_text("\n".join(lines) + "\n")
+    if args.timing or args.timing_only:
+        lines += timing(args)
     if args.markdown:
-        pathlib.Path(args.markdown).write_text(text)
-        print(f"wrote {args.markdown}")
+        pathlib.Path(args.markdown).write_text("\n".join(lines) + "\n")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(curves))
-        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
