@@ -29,6 +29,7 @@ SOURCES = {
     "03_real_screens": "_nb03",
     "04_active_discovery": "_nb04",
     "05_lab_campaign": "_nb05",
+    "06_perturbseq": "_nb06",
 }
 
 

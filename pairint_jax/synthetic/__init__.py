@@ -10,7 +10,10 @@ variables (:class:`Latents`).
 * :func:`balls` - D.1.2, ``[N, 3, 128, 128]`` ball images with the D.1.1 latents;
 * :func:`disjointedness_mixture` - D.1.3, 1-D mixture -> random 10-layer MLP, truth D-E, F-G;
 * :func:`latent_factor` - our scalable mixture-of-programs screen with modules of
-  interacting perturbations (``n``, ``d`` and sizes free).
+  interacting perturbations (``n``, ``d`` and sizes free);
+* :func:`perturbseq` - a Perturb-seq-like AnnData of raw negative-binomial counts with
+  planted synergy, buffering, epistasis, suppression and neomorphic pairs; it returns
+  ``(adata, truth)`` (:class:`PerturbseqTruth`) rather than a Screen.
 
 Example:
   >>> import jax, pairint_jax as pj
@@ -24,12 +27,14 @@ from pairint_jax.synthetic._mlp import MixingMLP, mlp_apply, mlp_apply_chunked, 
 from pairint_jax.synthetic.images import ball_positions, balls, render_scenes
 from pairint_jax.synthetic.latent import LatentFactorModel, latent_factor, latent_factor_model
 from pairint_jax.synthetic.mixture import disjointedness_mixture
+from pairint_jax.synthetic.singlecell import PerturbseqTruth, perturbseq
 from pairint_jax.synthetic.tabular import separability_tabular
 
 __all__ = [
     "Latents",
     "LatentFactorModel",
     "MixingMLP",
+    "PerturbseqTruth",
     "ball_positions",
     "balls",
     "disjointedness_mixture",
@@ -37,6 +42,7 @@ __all__ = [
     "latent_factor_model",
     "mlp_apply",
     "mlp_apply_chunked",
+    "perturbseq",
     "random_mlp",
     "render_scenes",
     "separability_tabular",
