@@ -48,6 +48,7 @@ class GroupDraws(NamedTuple):
     uu: jax.Array  # [B] ||u_b||^2
     ss: jax.Array  # [] sum_r ||x_r - mean||^2
     n: jax.Array  # [] rows, as a float
+    se2: jax.Array  # [d] squared standard error of the mean, per feature: S_g[f, f] / n
 
 
 def signs(key, m: int, n_draws: int, dtype) -> jax.Array:
@@ -64,7 +65,9 @@ def group_draws(rows, n, eps) -> GroupDraws:
     res = jnp.where(mask[:, None], rows - mean, 0.0)
     scale = jnp.sqrt(nf / jnp.maximum(nf - 1.0, 1.0))
     u = jnp.matmul(eps, res * scale, precision=jax.lax.Precision.HIGHEST)
-    return GroupDraws(mean, u, jnp.sum(u * u, axis=1), jnp.sum(res * res), nf)
+    per_feature = jnp.sum(res * res, axis=0)
+    se2 = per_feature / (nf * jnp.maximum(nf - 1.0, 1.0))
+    return GroupDraws(mean, u, jnp.sum(u * u, axis=1), jnp.sum(per_feature), nf, se2)
 
 
 def _draws(rows, n, key, g, n_draws, offset) -> GroupDraws:
