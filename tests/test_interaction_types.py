@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import pairint_jax as pj
-from pairint_jax.scores.interaction_types import HUBER_K, _ITERATIONS, huber_fit
+from pairint_jax.scores.interaction_types import _ITERATIONS, HUBER_K, TYPES, huber_fit
 from tests._perturbseq import screens
 
 ALPHA = 0.05
@@ -131,3 +131,28 @@ def test_level_on_additive_pairs():
             tests += len(p)
     assert tests == 180
     assert rejections <= _LEVEL_BOUND, (rejections, _LEVEL_BOUND)
+
+
+def test_score_adata_and_cli_write_the_types_table(tmp_path):
+    import jax
+    from click.testing import CliRunner
+
+    from pairint_jax.cli import main
+    from tests._perturbseq import normalise_log1p, pca
+
+    adata, _ = pj.synthetic.perturbseq(jax.random.key(0), n_genes=300, n_single=5, n_double=6, cells_per_group=30,
+                                       programme_size=30)
+    adata.X = normalise_log1p(adata.X)
+    adata.obsm["X_pca"] = pca(adata.X, 10)
+    df = pj.score_adata(adata, tests=("additivity", "types"), n_permutations=299, key=3)
+    types = adata.uns["pairint"]["types"]
+    assert len(types) == 6 and set(types["type"]) <= set(TYPES)
+    assert (df.test == "types").sum() == 6 and df[df.test == "additivity"].p_value.notna().all()
+    path = tmp_path / "s.h5ad"
+    adata.write_h5ad(path)
+    res = CliRunner().invoke(main, ["score", str(path), "--use-rep", "X_pca", "--test", "additivity", "--types",
+                                    "--out", str(tmp_path / "o"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    assert "type" in pd.read_csv(tmp_path / "o" / "types.csv").columns and "types:" in res.output
