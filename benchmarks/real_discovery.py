@@ -47,7 +47,7 @@ import jax  # noqa: E402
 
 import pairint_jax as pj  # noqa: E402
 
-POLICIES = ("ids", "ts", "ucb", "us", "random")
+POLICIES = ("ids", "ts", "ucb", "us", "greedy", "hub", "random")
 MATRICES = ("slkb-disj", "slkb-abs-sl", "norman")
 REPORT_ROUNDS = (10, 25, 50)
 

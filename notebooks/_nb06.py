@@ -158,8 +158,13 @@ the sum of the singles' shifts, `E[x | a+b] - E[x | a] - E[x | b] + E[x | 0] = 0
 """),
     ("code", r"""
 # TODO(g13): additive-null test and interaction_types
-# When pj.additivity_scores(screen, n_permutations=..., key=...) gives p_value/q_value for the
-# additive null, show here: the level on the additive pairs and the power on the planted ones.
+# The additive-null test of pj.additivity_scores(screen, n_permutations=..., key=...) is not on
+# main yet. Once it is, this cell becomes (level on the additive pairs, power on the planted ones):
+# screen = pj.io.from_anndata(adata, groupby="perturbation", use_rep="X_pca")
+# gi = pj.additivity_scores(screen, n_permutations=N_PERMUTATIONS, key=jax.random.key(2)).to_frame()
+# additive = np.array([KIND[(a, b)] == "additive" for a, b in zip(gi.a, gi.b)])
+# print(f"additive pairs with p < 0.05: {(gi.p_value[additive] < 0.05).sum()} of {additive.sum()}")
+# print(f"planted pairs with q < 0.05: {(gi.q_value[~additive] < 0.05).sum()} of {(~additive).sum()}")
 print("TODO(g13): the additive-null test is not on main yet")
 """),
     ("md", r"""
@@ -190,9 +195,12 @@ next to the noise). The neomorphic pair stands out by its poor fit (0.65).
 """),
     ("code", r"""
 # TODO(g13): additive-null test and interaction_types
-# When pj.interaction_types(screen, ...) is on main, replace the hand fit above with it
-# (robust c1, c2, magnitude, model_fit, dominance, equality_of_contribution, type, intervals)
-# and show its type calls against truth.pairs.kind.
+# pj.interaction_types is not on main yet. Once it is, replace the hand fit above with it (robust
+# c1, c2, magnitude, model_fit, dominance, equality_of_contribution, type, intervals) and show its
+# calls against the planted kinds:
+# types = pj.interaction_types(screen, n_permutations=N_PERMUTATIONS, key=jax.random.key(3))
+# types["planted"] = [KIND[(a, b)] for a, b in zip(types.a, types.b)]
+# pd.crosstab(types["planted"], types["type"])
 print("TODO(g13): pj.interaction_types is not on main yet")
 """),
     ("md", r"""

@@ -7,7 +7,8 @@ The public API (``import pairint_jax as pj``):
 * scanpy style: :func:`score_adata` (results into ``adata.uns``);
 * scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
   :func:`separability_scores`, each returning :class:`PairScores`; the interaction
-  types :func:`interaction_types` (a tidy table);
+  types :func:`interaction_types` (a tidy table); and
+  :func:`perturbation_features` (what the singles measured: ``[n, f]`` discovery covariates);
 * the functional core for other JAX code: :mod:`pj.stats`, and the neural ratio
   estimator :mod:`pj.nre`;
 * discovery: :func:`simulate`, :class:`Campaign`, :func:`ids_tiled`;
@@ -28,7 +29,13 @@ from pairint_jax import datasets, synthetic
 
 # -- scores of every pair --
 from pairint_jax.results import PairScores
-from pairint_jax.scores import additivity_scores, disjointedness_scores, interaction_types, separability_scores
+from pairint_jax.scores import (
+    additivity_scores,
+    disjointedness_scores,
+    interaction_types,
+    perturbation_features,
+    separability_scores,
+)
 
 # -- scanpy style: AnnData in and out --
 from pairint_jax.adata import score_adata
@@ -37,7 +44,7 @@ from pairint_jax.adata import score_adata
 from pairint_jax import nre, stats
 
 # -- discovery: choosing which pairs to run next --
-from pairint_jax.discovery import Campaign, LowRankModel, SimulationResult, simulate, simulate_many
+from pairint_jax.discovery import Campaign, CampaignStateError, LowRankModel, SimulationResult, simulate, simulate_many
 from pairint_jax.discovery.tiled import ids_tiled
 
 # -- scale: meshes and sharding --
@@ -84,6 +91,7 @@ __all__ = [
     "additivity_scores",
     "interaction_types",
     "disjointedness_scores",
+    "perturbation_features",
     "score_adata",
     "separability_scores",
     # functional core
@@ -91,6 +99,7 @@ __all__ = [
     "stats",
     # discovery
     "Campaign",
+    "CampaignStateError",
     "LowRankModel",
     "SimulationResult",
     "ids_tiled",

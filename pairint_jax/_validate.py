@@ -267,6 +267,26 @@ def float_in_range(
     return out
 
 
+def name_list(name: str, value) -> list[str]:
+    """``value`` as a list of distinct perturbation names, each stripped of surrounding spaces.
+
+    One string (not a sequence of them) or a non-string/blank name is a ``TypeError``; a
+    repeated name a ``ValueError`` listing up to 5.
+    """
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a sequence of names, not one string; e.g. ['A', 'B', 'C'].")
+    names = list(value)
+    bad = [p for p in names if not isinstance(p, str) or not p.strip()]
+    if bad:
+        raise TypeError(f"{name}: perturbation names must be non-empty strings; got {bad[:3]!r}.")
+    names = [p.strip() for p in names]
+    seen: set[str] = set()
+    dup = sorted({p for p in names if p in seen or seen.add(p)})
+    if dup:
+        raise ValueError(f"{name}: perturbation names must be distinct; repeated: {dup[:5]}.")
+    return names
+
+
 def as_screen(value, *, caller: str, name: str = "screen"):
     """``value`` if it is a :class:`~pairint_jax.Screen`, else a ``TypeError`` saying how to build one.
 

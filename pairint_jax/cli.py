@@ -5,6 +5,7 @@ Commands:
             simulation on the result, and write a report.
   info      describe a screen file (.h5ad / .npz / .parquet).
   score     score every pair of a screen file and write CSV + heatmap PNG.
+  features  per-perturbation features of a (singles) screen file, as a features CSV.
   propose   suggest the next batch of pairs for a lab campaign.
   observe   record measured pair scores in a lab campaign.
 """
@@ -59,9 +60,9 @@ def main(debug: bool) -> None:
 
 
 def _register() -> None:
-    from pairint_jax.commands import campaign, demo, score
+    from pairint_jax.commands import campaign, demo, features, score
 
-    for module in (common, demo, score, campaign):
+    for module in (common, demo, score, features, campaign):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -61,7 +61,7 @@ class DemoConfig:
     rounds: int | None = None  # None: enough rounds to measure ~35% of the pairs
     batch: int = 10
     seeds: int = 3
-    policies: tuple[str, ...] = ("ids", "ucb", "ts", "us", "random")
+    policies: tuple[str, ...] = ("ids", "ucb", "ts", "us", "greedy", "hub", "random")
     svi_steps: int = 1000
     posterior_samples: int = 300
     discovery_min_n: int = 50

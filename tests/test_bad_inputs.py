@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import pairint_jax as pj
 from pairint_jax import _validate as V
 from pairint_jax.demo import DemoConfig
+from pairint_jax.discovery.campaign import Campaign
 from pairint_jax.nre import checkpoint, fit_nre, load_nre, make_encoder, nre_kl_all, nre_trainer, stratified_split
 from pairint_jax.nre.model import TrainedNRE
 from pairint_jax.report import write_score_report
@@ -89,6 +90,20 @@ def _checkpoint_payload(**override):
                "scale": np.ones(3, np.float32), "heldout": np.ones(6, bool), "meta": json.dumps(meta)}
     payload.update(override)
     return fser.msgpack_serialize(payload)
+
+
+def _campaign(env, name, damage=None, **create):
+    """``Campaign.create`` in a new folder (4 perturbations, one observation), then, with ``damage``,
+    ``Campaign.open`` after ``damage(state)`` changed its ``campaign.json``."""
+    folder = env.tmp / name
+    c = Campaign.create(folder, ["A", "B", "C", "D"], **create)
+    if damage is None:
+        return c
+    c.observe([("A", "B")], [1.0])
+    state = json.loads((folder / "campaign.json").read_text())
+    damage(state)
+    (folder / "campaign.json").write_text(json.dumps(state))
+    return Campaign.open(folder)
 
 
 CASES = [
@@ -265,6 +280,9 @@ CASES = [
          r"key must be a JAX PRNG key"),
     Case("synthetic-key", lambda env: pj.synthetic.disjointedness_mixture("k"), TypeError, r"key must be a JAX PRNG"),
     Case("synthetic-key-none", lambda env: pj.synthetic.separability_tabular(None), TypeError, r"key is required"),
+    Case("perturbseq-key", lambda env: pj.synthetic.perturbseq("k"), TypeError, r"key must be a JAX PRNG"),
+    Case("perturbseq-kinds", lambda env: pj.synthetic.perturbseq(0, kinds={"synergistic": 1}), ValueError,
+         r"kinds: unknown kind"),
     Case("score-adata-key", lambda env: pj.score_adata(env.adata, key="k"), TypeError, r"key must be a JAX PRNG"),
     # --- file readers (item 6): the column and the file are named ---
     Case("parquet-text-feature", lambda env: pj.read_screen(env.parquet, features=["f0", "name"]), ValueError,
@@ -315,6 +333,23 @@ CASES = [
     Case("key-seed-2-32", lambda env: V.as_key(2**32), ValueError, r"\bkey: an int seed"),
     Case("seed-negative", lambda env: V.seed("seed", -1), ValueError, r"\bseed: an int seed"),
     Case("seed-float", lambda env: V.seed("seed", 1.0), TypeError, r"\bseed must be an int seed"),
+    # --- campaigns: the batch fits the pairs, seeds in range, campaign.json checked on load (items 4, 5) ---
+    Case("campaign-batch-over-pairs", lambda env: _campaign(env, "cb", batch=7), ValueError,
+         r"batch must be at most the number of pairs, 6 for 4 perturbations; got 7"),
+    Case("campaign-batch-float", lambda env: _campaign(env, "cf", batch=2.0), TypeError, r"\bbatch must be an int"),
+    Case("campaign-seed-huge", lambda env: _campaign(env, "cs", seed=10**23), ValueError, r"\bseed: an int seed"),
+    Case("campaign-state-batch-zero", lambda env: _campaign(env, "s1", lambda s: s["settings"].update(batch=0)),
+         pj.CampaignStateError, r"campaign\.json: field 'settings\.batch' must be an int >= 1, got 0"),
+    Case("campaign-state-self-pair", lambda env: _campaign(env, "s2", lambda s: s["observations"][0].update(b="A")),
+         pj.CampaignStateError, r"field 'observations\[0\]' pairs 'A' with itself"),
+    Case("campaign-state-string-score", lambda env: _campaign(
+        env, "s3", lambda s: s["observations"][0].update(score="1.0")), pj.CampaignStateError,
+         r"field 'observations\[0\]\.score' must be a finite number"),
+    Case("campaign-state-duplicated-names", lambda env: _campaign(
+        env, "s4", lambda s: s["perturbations"].__setitem__(3, "C")), pj.CampaignStateError,
+         r"field 'perturbations\[3\]' repeats the name 'C'"),
+    Case("campaign-state-version", lambda env: _campaign(env, "s5", lambda s: s.update(version=9)),
+         pj.CampaignStateError, r"field 'version' must be 1"),
 ]
 
 

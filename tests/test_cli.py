@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import pairint_jax as pj
 from pairint_jax.cli import main
 
-COMMANDS = ["demo", "info", "score", "campaign-init", "propose", "observe", "campaign-status"]
+COMMANDS = ["demo", "info", "score", "features", "campaign-init", "propose", "observe", "campaign-status"]
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_demo_cli_writes_a_report(tmp_path):
     for table in ("summary", "discovery", "disjointedness_rbf", "separability_knn"):
         assert "provenance" in json.loads((out / f"{table}.json").read_text())
     table = pd.read_csv(out / "discovery.csv")
-    assert list(table.policy) == ["ids", "ucb", "ts", "us", "random"]
+    assert list(table.policy) == ["ids", "ucb", "ts", "us", "greedy", "hub", "random"]
     assert (out / "discovery.png").stat().st_size > 10_000
 
 

@@ -209,7 +209,7 @@ def test_nonfinite_samples_are_dropped(rng):
 def test_all_samples_nonfinite_fall_back_to_random():
     s = np.full((K, N, N), np.nan, np.float32)
     rem = jnp.asarray(upper(N))
-    want = acq.random(None, rem, jax.random.key(3), batch=3)
+    want = acq.uniform(None, rem, jax.random.key(3), batch=3)
     for name in ("ids", "ucb", "us"):
         b = acq.acquire_jit(name, jnp.asarray(s), rem, jax.random.key(3), batch=3)
         assert bool(b.fallback) and int(b.n_valid) == 0
@@ -258,7 +258,7 @@ def test_thompson_one_sample_per_slot(rng):
 def test_random_is_uniform_without_replacement():
     rem = upper(5, drop=[(0, 1), (3, 4)])
     keys = jax.random.split(jax.random.key(0), 4000)
-    pairs = np.asarray(jax.vmap(lambda k: acq.random(None, jnp.asarray(rem), k, batch=2).pairs)(keys))
+    pairs = np.asarray(jax.vmap(lambda k: acq.uniform(None, jnp.asarray(rem), k, batch=2).pairs)(keys))
     assert np.all(pairs[:, :, 0] < pairs[:, :, 1])
     assert np.all(rem[pairs[:, :, 0], pairs[:, :, 1]])
     assert np.all(pairs[:, 0] != pairs[:, 1], axis=None) or np.all(np.any(pairs[:, 0] != pairs[:, 1], -1))
@@ -272,7 +272,7 @@ def test_fewer_remaining_than_batch_marks_invalid():
     rem = np.zeros((N, N), bool)
     rem[0, 3] = rem[1, 2] = True
     s = jax.random.normal(jax.random.key(0), (K, N, N))
-    for name in ("ids", "ts", "ucb", "us", "random"):
+    for name in ("ids", "ts", "ucb", "us", "greedy", "random"):
         b = acq.acquire_jit(name, s, jnp.asarray(rem), jax.random.key(1), batch=3)
         assert np.asarray(b.valid).tolist() == [True, True, False], name
         assert {tuple(p) for p in np.asarray(b.pairs)[:2]} == {(0, 3), (1, 2)}
@@ -280,7 +280,7 @@ def test_fewer_remaining_than_batch_marks_invalid():
 
 def test_policy_option_errors():
     with pytest.raises(ValueError, match="unknown policy"):
-        acq.check_policy("greedy", {})
+        acq.check_policy("best", {})
     with pytest.raises(ValueError, match="does not take"):
         acq.check_policy("ts", {"beta": 1.0})
     with pytest.raises(ValueError, match="lam must be"):
@@ -289,3 +289,28 @@ def test_policy_option_errors():
         acq.ids_stats(jnp.zeros((3, 4, 5)), jnp.ones((4, 4), bool))
     with pytest.raises(ValueError, match="remaining must be"):
         acq.ids_stats(jnp.zeros((3, 4, 4)), jnp.ones((4, 3), bool))
+
+
+def test_random_is_renamed_uniform():
+    with pytest.warns(DeprecationWarning, match="renamed uniform"):
+        old = acq.random
+    assert old is acq.uniform
+    from pairint_jax.discovery import policies
+
+    assert policies.get_policy("uniform") is policies.get_policy("random")
+    assert acq.check_policy is policies.check_policy  # the registry moved; the old names still resolve
+
+
+def test_greedy_matches_numpy(rng):
+    """Greedy = the b largest posterior means (float64 reference, ties to the lower pair index)."""
+    s = rng.normal(size=(K, N, N))
+    s = (s + s.transpose(0, 2, 1)) / 2
+    s[:, 0, 4] = s[:, 4, 0] = s[:, 1, 2]  # equal means: (0, 4) must come first (lower index)
+    rem = upper(N, drop=[(2, 3)])
+    acts = [(i, j) for i in range(N) for j in range(i + 1, N) if rem[i, j]]
+    mean = np.stack([s[:, i, j] for i, j in acts], 1).mean(0)
+    want = [acts[t] for t in np.argsort(-mean, kind="stable")[:4]]
+    b = acq.acquire_jit("greedy", jnp.asarray(s, jnp.float32), jnp.asarray(rem), jax.random.key(0), batch=4)
+    assert [tuple(p) for p in np.asarray(b.pairs)] == want
+    np.testing.assert_allclose(np.asarray(b.score), np.sort(mean)[::-1][:4], rtol=1e-5, atol=1e-6)
+    assert int(b.n_valid) == K and not bool(b.fallback)

@@ -176,13 +176,14 @@ def test_large_campaigns_use_the_tiled_ids_with_the_same_batch(tmp_path, monkeyp
     import jax.numpy as jnp
 
     from pairint_jax.discovery import acquisition as acq
-    from pairint_jax.discovery import campaign as camp
+    from pairint_jax.discovery import campaign_round as camp
     from pairint_jax.discovery import posterior as post
+    from pairint_jax.discovery import tiled_round
 
     monkeypatch.setattr(camp, "TILED_MIN_N", 2)
     calls = []
-    tiled = camp._compute_proposal_tiled
-    monkeypatch.setattr(camp, "_compute_proposal_tiled", lambda *a, **k: calls.append(1) or tiled(*a, **k))
+    tiled = tiled_round.tiled_step
+    monkeypatch.setattr(tiled_round, "tiled_step", lambda *a, **k: calls.append(1) or tiled(*a, **k))
     r = truth()
     c = Campaign.create(tmp_path / "c", NAMES, batch=4, seed=1, **SMALL)
     first = c.propose()
@@ -197,7 +198,7 @@ def test_large_campaigns_use_the_tiled_ids_with_the_same_batch(tmp_path, monkeyp
     model = post.LowRankModel(n=12, rank=2, steps=150, num_samples=64)
     obs = state["observations"]
     buf = post.Observations.from_pairs(np.array([[ix[o["a"]], ix[o["b"]]] for o in obs]),
-                                       np.array([o["score"] for o in obs]), capacity=camp._bucket(len(obs)))
+                                       np.array([o["score"] for o in obs]), capacity=camp.bucket(len(obs)))
     kf, ks, ka = jax.random.split(jax.random.fold_in(jax.random.key(1), 2), 3)
     start = post.init(jax.random.fold_in(jax.random.key(1), 0), model)
     new, _ = post.fit_jit(kf, start, buf, model=model, lr=state["settings"]["lr"],

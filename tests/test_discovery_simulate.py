@@ -14,6 +14,8 @@ import importlib
 # the package re-exports the function ``simulate``, which shadows the module attribute
 S = importlib.import_module("pairint_jax.discovery.simulate")
 
+from _compiles import compile_log  # noqa: E402
+
 
 def planted_nonneg(n, rank, seed, noise=0.05):
     rng = np.random.default_rng(seed)
@@ -101,13 +103,18 @@ def test_random_metrics_known_unavailable_and_observed(rng):
 def test_no_recompilation_round_by_round_and_between_calls():
     r = planted_nonneg(10, 2, seed=2)
     kw = dict(rounds=4, batch=3, seeds=2, steps=20, num_samples=16)
-    before = S.TRACE_COUNTS["rounds"]
-    a = S.simulate(r, "ucb", progress=True, **kw)  # one call of the compiled round per round
-    assert S.TRACE_COUNTS["rounds"] - before == 1
-    b = S.simulate(r * 2.0, "ucb", progress=True, beta=0.3, **kw)  # new values, traced beta: same program
-    assert S.TRACE_COUNTS["rounds"] - before == 1
-    c = S.simulate(r, "ucb", **kw)  # all rounds in one scan: one more program, same results
-    assert S.TRACE_COUNTS["rounds"] - before == 2
+    with compile_log() as log_a:
+        a = S.simulate(r, "ucb", progress=True, **kw)  # one call of the compiled round per round
+    assert log_a.count("_run_rounds") <= 1
+    with compile_log() as log_b:
+        b = S.simulate(r * 2.0, "ucb", progress=True, beta=0.3, **kw)  # new values, traced beta: same program
+    assert log_b.count("_run_rounds") == 0
+    with compile_log() as log_c:
+        c = S.simulate(r, "ucb", **kw)  # all rounds in one scan: one more program, same results
+    assert log_c.count("_run_rounds") <= 1
+    with compile_log() as log_d:
+        S.simulate(r, "ucb", **kw)
+    assert log_d.count("_run_rounds") == 0
     np.testing.assert_array_equal(a.chosen, c.chosen)
     np.testing.assert_allclose(a.regret, c.regret, rtol=1e-5)
     assert b.settings["beta"] == 0.3
@@ -132,7 +139,9 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="exceeds the 28 available"):
         S.simulate(r, rounds=10, batch=3)
     with pytest.raises(ValueError, match="unknown policy"):
-        S.simulate(r, "greedy", rounds=2, batch=2)
+        S.simulate(r, "best", rounds=2, batch=2)
+    with pytest.raises(ValueError, match="cannot be simulated"):
+        S.simulate(r, "ids_tiled", rounds=2, batch=2)
     with pytest.raises(ValueError, match="does not take"):
         S.simulate(r, "ts", rounds=2, batch=2, beta=1.0)
     with pytest.raises(ValueError, match="diagonal"):

@@ -208,8 +208,11 @@ def test_coefficients_override_and_all_additive():
 
 
 # ----------------------------------------------------------------------------- the library reads it
-def test_screen_and_score_adata_read_it(small):
+def test_screen_and_score_adata_read_it(small, tmp_path):
     adata, truth = small
+    adata.write_h5ad(tmp_path / "perturbseq.h5ad")  # h5ad round trip, read back as a sparse screen
+    back = pj.read_screen(tmp_path / "perturbseq.h5ad", groupby="perturbation")
+    assert back.is_sparse and back.conditions == pj.io.from_anndata(adata, groupby="perturbation").conditions
     screen = pj.io.from_anndata(adata, groupby="perturbation")
     assert screen.is_sparse and screen.perturbations == truth.perturbations
     assert len(screen.pairs) == SMALL["n_double"]

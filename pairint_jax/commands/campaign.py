@@ -25,9 +25,12 @@ def _read_names(perturbations: str) -> list[str]:
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--perturbations", "-p", required=True,
               help="A text file with one perturbation name per line, or a comma-separated list (A,B,C).")
-@click.option("--batch", default=10, show_default=True, help="Pairs per proposed batch.")
-@click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "random"]), default="ids", show_default=True,
-              help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, random.")
+@click.option("--batch", type=int, default=None,
+              help="Pairs per proposed batch, at most the number of pairs.  [default: min(10, number of pairs)]")
+@click.option("--policy", type=click.Choice(["ids", "ts", "ucb", "us", "greedy", "hub", "random", "uniform"]), default="ids",
+              show_default=True,
+              help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, greedy "
+                   "(posterior mean), hub (the model-free mean score of each perturbation), random (also: uniform).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
 @click.option("--rank", default=5, show_default=True, help="Rank m of the low-rank model of the score matrix.")
 @click.option("--steps", default=5000, show_default=True, help="SVI steps per fit.")

@@ -100,14 +100,15 @@ def screen_options(f):
     return wrapper
 
 
-def load_screen(path, **read):
+def load_screen(path, *, require_doubles: bool = True, **read):
     """Read a screen for a command (``read``: the options of :func:`screen_options`), turning
-    library errors into clean CLI errors; a screen without doubles is an error."""
-    return load_screen_and_provenance(path, **read)[0]
+    library errors into clean CLI errors; a screen without doubles is an error unless
+    ``require_doubles=False`` (a singles-only screen, e.g. for ``pairint features``)."""
+    return load_screen_and_provenance(path, require_doubles=require_doubles, **read)[0]
 
 
 def load_screen_and_provenance(path, *, groupby="perturbation", use_rep=None, layer=None, features=None,
-                               control="ctrl", sep="+", drop_unassigned=True, max_order=2):
+                               control="ctrl", sep="+", drop_unassigned=True, max_order=2, require_doubles=True):
     """:func:`load_screen`, also returning the provenance dict of the read (representation, drops)."""
     from pairint_jax.io import read_screen_and_provenance
 
@@ -129,7 +130,7 @@ def load_screen_and_provenance(path, *, groupby="perturbation", use_rep=None, la
             raise click.ClickException(_screen_file_error(path, err)) from err
     for w in caught:
         click.secho(f"warning: {w.message}", fg="yellow", err=True)
-    if not (screen.kinds == 2).any():
+    if require_doubles and not (screen.kinds == 2).any():
         raise click.ClickException(
             f"{path}: no double perturbations with --groupby {groupby!r} and --sep {sep!r}, so there is no pair "
             f"to score (conditions: {', '.join(screen.conditions[:8])}{' ...' if screen.n_groups > 8 else ''}). "

@@ -12,26 +12,31 @@ no pickles::
 
     {"format": "pairint-campaign", "version": 1,
      "perturbations": ["A", "B", ...],            # pair (a, b) is stored with a before b here
-     "settings": {"batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr",
-                  "sigma_scale", "link", "offset", "standardize", "nonnegative", "seed"},
+     "settings": {"batch", "policy", "policy_options", "lr", "sigma_scale", "seed",
+                  **dataclasses.asdict(LowRankModel) but n},   # rank, steps, link, ...
+     "features": null | [[x, null, ...], ...],   # [n, f] per-perturbation features, null = NaN
      "rng": {"seed": 0, "round": 3},              # the key of round r is fold_in(key(seed), r)
      "observations": [{"a", "b", "score", "round"}, ...],
      "proposals": [{"round": 1, "pairs": [["A", "C"], ...], "n_observed": 0}, ...],
      "posterior": null | {"params": {"U_loc": [[...]], ...}, "shift": x, "scale": y}}
 
+The file is checked against :mod:`~pairint_jax.discovery.campaign_schema` at every load and
+before every save (:class:`CampaignStateError`, one line naming the bad field).
 Floats are written with Python's shortest round-trip repr, so a reopened campaign holds
 bit-identical scores and guide parameters. ``next_batch.csv`` and ``observations.csv`` are
 convenience exports rewritten after every change (never read back).
 
-**Crash safety.** Every change is a read-modify-write of ``campaign.json`` under an
-exclusive ``flock`` on ``<path>/.lock``: the new state goes to a temporary file in the same
-folder, which is flushed and ``fsync``-ed, atomically renamed over the old file, and the
-folder is ``fsync``-ed. A process killed at any moment leaves either the old or the new
-state, never a mix; :meth:`Campaign.observe` returns only after the new state is durable.
+**Crash safety.** Every change is an atomic read-modify-write of ``campaign.json`` under
+an exclusive lock (:mod:`~pairint_jax.discovery.campaign_store`). A process killed at any
+moment leaves either the old or the new state, never a mix; :meth:`Campaign.observe`
+returns only after the new state is durable. States written before the model was stored
+whole (flat ``rank``, ``steps``, ... in ``settings``) and without ``features`` still open.
 
-**Determinism.** A proposal depends only on the stored state (observations, the previous
-round's guide parameters for the warm start, the seed and the round number), so resuming
-from disk gives exactly the proposals of an uninterrupted run. Calling :meth:`propose`
+**Determinism.** A proposal is one discovery round
+(:mod:`~pairint_jax.discovery.campaign_round`, :func:`~pairint_jax.discovery.rounds.step`)
+that depends only on the stored state (observations, the previous round's guide parameters
+for the warm start, the features, the seed and the round number), so resuming from disk
+gives exactly the proposals of an uninterrupted run. Calling :meth:`propose`
 again before any new observation returns the same pending batch.
 
 **Observations.** Re-observing a pair with the same score (equal up to ``rel_tol=1e-9``)
@@ -39,34 +44,30 @@ is a no-op; a different score is an error, as are unknown perturbations, a pair 
 perturbation with itself, and non-finite scores. A call is all-or-nothing: nothing is
 recorded if any entry is bad. Pairs need not come from a proposal.
 
-**Scale.** From :data:`TILED_MIN_N` perturbations on, an IDS campaign picks its batch with
-:func:`~pairint_jax.discovery.tiled.ids_tiled` (the same batch as the in-memory IDS), and its
-first, random batch by rejection sampling, so nothing of size ``n^2`` is ever built.
+**Scale.** From ``campaign_round.TILED_MIN_N`` (1,000) perturbations on, an IDS campaign
+picks its batch with :func:`~pairint_jax.discovery.tiled.ids_tiled` (the same batch as the
+in-memory IDS), and its first, random batch by rejection sampling, so nothing of size
+``n^2`` is ever built.
 
 This module imports JAX lazily (only :meth:`propose` needs it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import glob
-import json
 import math
-import os
 import pathlib
-import tempfile
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Campaign", "ObserveResult", "FORMAT", "VERSION"]
+from pairint_jax.discovery import campaign_store as store
+from pairint_jax.discovery.campaign_schema import FORMAT, VERSION, CampaignStateError
+from pairint_jax.discovery.campaign_store import STATE_FILE
 
-FORMAT = "pairint-campaign"
-VERSION = 1
-STATE_FILE = "campaign.json"
-LOCK_FILE = ".lock"
+__all__ = ["Campaign", "CampaignStateError", "ObserveResult", "FORMAT", "VERSION"]
+
 REL_TOL = 1e-9
 
 
@@ -82,110 +83,6 @@ class ObserveResult(NamedTuple):
     added: int
     unchanged: int
     round: int
-
-
-# ----------------------------------------------------------------------------- disk
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def _locked(folder: pathlib.Path):
-    """Exclusive advisory lock on ``folder/.lock`` (released by the OS if the process dies)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no locking
-        yield
-        return
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        # temp files left by a writer that was killed: safe to remove while we hold the lock
-        for name in (STATE_FILE, "observations.csv", "next_batch.csv"):
-            for stale in glob.glob(str(folder / f".{name}.*.tmp")):
-                with contextlib.suppress(OSError):
-                    os.unlink(stale)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _dump(state: dict) -> bytes:
-    return (json.dumps(state, indent=1, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _load(path: pathlib.Path) -> dict:
-    file = path / STATE_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"no campaign at {path}: {STATE_FILE} is missing. Create one with Campaign.create(path, perturbations) "
-            "or `pairint campaign-init`."
-        )
-    try:
-        state = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid campaign JSON ({err}).") from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a pairint campaign (format field {state.get('format') if isinstance(state, dict) else None!r}).")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{file} has campaign format version {state.get('version')!r}; this pairint_jax reads version {VERSION}.")
-    return state
-
-
-def _write_exports(path: pathlib.Path, state: dict) -> None:
-    rows = ["a,b,score,round"] + [
-        f"{_csv(o['a'])},{_csv(o['b'])},{o['score']!r},{o['round']}" for o in state["observations"]
-    ]
-    _atomic_write(path / "observations.csv", ("\n".join(rows) + "\n").encode("utf-8"))
-    pending = _pending(state)
-    rnd = state["proposals"][-1]["round"] if state["proposals"] else 0
-    rows = ["round,a,b"] + [f"{rnd},{_csv(a)},{_csv(b)}" for a, b in pending]
-    _atomic_write(path / "next_batch.csv", ("\n".join(rows) + "\n").encode("utf-8"))
-
-
-def _csv(name: str) -> str:
-    if any(c in name for c in ',"\n\r'):
-        return '"' + name.replace('"', '""') + '"'
-    return name
-
-
-def _observed_keys(state: dict) -> dict:
-    return {(o["a"], o["b"]): o for o in state["observations"]}
-
-
-def _pending(state: dict) -> list[tuple[str, str]]:
-    """Pairs of the latest proposal that are not observed yet (in flight)."""
-    if not state["proposals"]:
-        return []
-    seen = _observed_keys(state)
-    return [tuple(p) for p in state["proposals"][-1]["pairs"] if tuple(p) not in seen]
 
 
 # ----------------------------------------------------------------------------- campaign
@@ -214,7 +111,7 @@ class Campaign:
         path,
         perturbations: Sequence[str],
         *,
-        batch: int = 10,
+        batch: int | None = None,
         policy: str = "ids",
         seed: int = 0,
         rank: int = 5,
@@ -227,18 +124,23 @@ class Campaign:
         standardize: bool = True,
         nonnegative: bool = False,
         policy_options: dict | None = None,
+        features=None,
     ) -> Campaign:
         """Start a campaign over all pairs of ``perturbations`` in a new folder ``path``.
 
         Args:
           path: folder to create (it may exist but must not hold a campaign).
           perturbations: the ``n >= 2`` distinct names (gene, drug, guide).
-          batch: pairs per proposal.
-          policy: ``"ids" | "ts" | "ucb" | "us" | "random"``.
-          seed: integer seed; round ``r`` uses ``fold_in(key(seed), r)``.
+          batch: pairs per proposal, at most the ``n (n - 1) / 2`` pairs; ``None``: ``min(10, n (n - 1) / 2)``.
+          policy: a name of :mod:`~pairint_jax.discovery.policies`: ``"ids" | "ts" | "ucb" |
+            "us" | "greedy" | "hub" | "random"``.
+          seed: integer seed in ``[0, 2**32)``; round ``r`` uses ``fold_in(key(seed), r)``.
           rank, steps, num_samples, lr, sigma_scale, link, offset, standardize, nonnegative: the posterior
             (see :class:`~pairint_jax.discovery.posterior.LowRankModel`).
           policy_options: e.g. ``{"lam": 2.0}`` for IDS, ``{"beta": 1.0}`` for UCB.
+          features: optional ``[n, f]`` per-perturbation features (rows in the order of
+            ``perturbations``; NaN = missing), stored in the state: the prior mean of
+            ``"hub"``, and of the posterior where it takes features.
 
         Returns:
           The new :class:`Campaign` (already saved).
@@ -250,28 +152,34 @@ class Campaign:
         Example:
           >>> c = Campaign.create(tmp / "c", ["A", "B", "C", "D"], batch=2, steps=200)  # doctest: +SKIP
         """
-        from pairint_jax.discovery.acquisition import check_policy
+        from pairint_jax import _validate as V
+        from pairint_jax.discovery.campaign_round import features_json
+        from pairint_jax.discovery.policies import check_policy, get_policy
         from pairint_jax.discovery.posterior import LowRankModel
+        from pairint_jax.discovery.rounds import as_features
 
         path = pathlib.Path(path)
         if (path / STATE_FILE).exists():
             raise FileExistsError(f"{path} already holds a campaign; reopen it with Campaign.open({str(path)!r}).")
         names = _check_names(perturbations)
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be a positive int, got {batch!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        n_pairs = len(names) * (len(names) - 1) // 2
+        batch = min(10, n_pairs) if batch is None else V.positive_int("batch", batch)
+        if batch > n_pairs:
+            raise ValueError(f"batch must be at most the number of pairs, {n_pairs} for {len(names)} perturbations; got {batch}.")
+        seed = V.seed("seed", seed)
         opts = dict(policy_options or {})
         check_policy(policy, opts)
-        LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples, link=link, offset=offset,
-                     standardize=standardize, nonnegative=nonnegative)
+        if not get_policy(policy).jittable:
+            raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
+        policy = get_policy(policy).name  # "uniform" is stored as "random"
+        model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples, link=link, offset=offset,
+                             standardize=standardize, nonnegative=nonnegative)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")
-        settings = dict(batch=int(batch), policy=policy, policy_options=opts, rank=int(rank), steps=int(steps),
-                        num_samples=int(num_samples), lr=float(lr), sigma_scale=float(sigma_scale), link=link,
-                        offset=bool(offset), standardize=bool(standardize), nonnegative=bool(nonnegative),
-                        seed=int(seed))
+        fields = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dataclasses.asdict(model).items() if k != "n"}
+        settings = dict(batch=int(batch), policy=policy, policy_options=opts, lr=float(lr),
+                        sigma_scale=float(sigma_scale), seed=int(seed), **fields)
         state = {
             "format": FORMAT,
             "version": VERSION,
@@ -281,14 +189,15 @@ class Campaign:
             "observations": [],
             "proposals": [],
             "posterior": None,
+            "features": features_json(as_features(features, len(names))),
         }
-        _dump(state)  # fail early on anything JSON cannot hold (e.g. a numpy value in policy_options)
+        store.dump(state)  # fail early on anything JSON cannot hold (e.g. a numpy value in policy_options)
         path.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
+        with store.locked(path):
             if (path / STATE_FILE).exists():
                 raise FileExistsError(f"{path} already holds a campaign; reopen it with Campaign.open({str(path)!r}).")
-            _atomic_write(path / STATE_FILE, _dump(state))
-            _write_exports(path, state)
+            store.atomic_write(path / STATE_FILE, store.dump(state))
+            store.write_exports(path, state)
         return cls(path, state)
 
     @classmethod
@@ -297,10 +206,12 @@ class Campaign:
 
         Raises:
           FileNotFoundError: no ``campaign.json`` there.
-          ValueError: the file is not a campaign of this format version.
+          CampaignStateError: (a ``ValueError``) the file is not valid JSON, not a campaign of this
+            format version, or breaks the schema (one line naming the field; see
+            :mod:`~pairint_jax.discovery.campaign_schema`).
         """
         path = pathlib.Path(path)
-        return cls(path, _load(path))
+        return cls(path, store.load(path))
 
     # -- views -----------------------------------------------------------------------
 
@@ -320,7 +231,7 @@ class Campaign:
     @property
     def pending(self) -> list[tuple[str, str]]:
         """Pairs of the latest proposal not observed yet."""
-        return _pending(self._state)
+        return store.pending(self._state)
 
     @property
     def observations(self) -> list[dict]:
@@ -362,11 +273,11 @@ class Campaign:
         scores = list(scores)
         if len(pairs) != len(scores):
             raise ValueError(f"observe: {len(pairs)} pairs but {len(scores)} scores; give one score per pair.")
-        with _locked(self.path):
-            state = _load(self.path)
+        with store.locked(self.path):
+            state = store.load(self.path)
             names = state["perturbations"]
             index = {p: i for i, p in enumerate(names)}
-            seen = _observed_keys(state)
+            seen = store.observed_keys(state)
             batch_new: dict = {}
             unchanged = 0
             for k, (pair, score) in enumerate(zip(pairs, scores)):
@@ -378,8 +289,8 @@ class Campaign:
                     if not _same(old["score"], val):
                         raise ValueError(
                             f"conflicting score for pair ({key[0]}, {key[1]}): {old['score']!r} was recorded in round "
-                            f"{old['round']}, now {val!r}. Observations are immutable; if the first value was wrong, "
-                            "start a new campaign or fix campaign.json by hand."
+                            f"{old['round']}, now {val!r}. Observations are immutable: if the recorded value was wrong, start a "
+                            "new campaign and observe the corrected scores there."
                         )
                     unchanged += 1
                     continue
@@ -392,8 +303,8 @@ class Campaign:
             rnd = int(state["rng"]["round"])
             if batch_new:
                 state["observations"].extend({"a": a, "b": b, "score": v, "round": rnd} for (a, b), v in batch_new.items())
-                _atomic_write(self.path / STATE_FILE, _dump(state))
-                _write_exports(self.path, state)
+                store.atomic_write(self.path / STATE_FILE, store.dump(state))
+                store.write_exports(self.path, state)
             self._state = state
         return ObserveResult(len(batch_new), unchanged, rnd)
 
@@ -415,21 +326,21 @@ class Campaign:
         Raises:
           ValueError: every pair has been observed or is pending.
         """
-        with _locked(self.path):
-            state = _load(self.path)
+        with store.locked(self.path):
+            state = store.load(self.path)
             props = state["proposals"]
             n_obs = len(state["observations"])
-            if props and props[-1]["n_observed"] == n_obs and _pending(state):
+            if props and props[-1]["n_observed"] == n_obs and store.pending(state):
                 self._state = state
-                return _pending(state)
+                return store.pending(state)
             pairs, posterior = _compute_proposal(state, progress=progress)
             rnd = int(state["rng"]["round"]) + 1
             state["rng"]["round"] = rnd
             state["proposals"].append({"round": rnd, "pairs": [list(p) for p in pairs], "n_observed": n_obs})
             if posterior is not None:
                 state["posterior"] = posterior
-            _atomic_write(self.path / STATE_FILE, _dump(state))
-            _write_exports(self.path, state)
+            store.atomic_write(self.path / STATE_FILE, store.dump(state))
+            store.write_exports(self.path, state)
             self._state = state
         return [tuple(p) for p in pairs]
 
@@ -496,196 +407,10 @@ def _check_score(score, a: str, b: str, k: int) -> float:
 def _same(x: float, y: float) -> bool:
     return math.isclose(x, y, rel_tol=REL_TOL, abs_tol=0.0)
 
-
 # ----------------------------------------------------------------------------- compute
 
 
-def _bucket(k: int) -> int:
-    """Observation-buffer capacity: the next power of two >= k (at least 64), so a long
-    campaign recompiles only when it crosses a bucket."""
-    return max(64, 1 << max(0, (k - 1).bit_length()))
-
-
 def _compute_proposal(state: dict, *, progress: bool):
-    import sys
+    from pairint_jax.discovery.campaign_round import compute_proposal  # imports JAX: only when proposing
 
-    import jax
-    import jax.numpy as jnp
-
-    from pairint_jax.discovery import acquisition as acq
-    from pairint_jax.discovery import posterior as post
-
-    s = state["settings"]
-    names = state["perturbations"]
-    n = len(names)
-    index = {p: i for i, p in enumerate(names)}
-    obs = state["observations"]
-    opts = acq.check_policy(s["policy"], dict(s["policy_options"]))
-    if s["policy"] == "ids" and n >= TILED_MIN_N and not opts.get("reestimate", False):
-        return _compute_proposal_tiled(state, opts, progress=progress)
-    remaining = np.triu(np.ones((n, n), bool), 1)
-    for o in obs:
-        remaining[index[o["a"]], index[o["b"]]] = False
-    for a, b in _pending(state):
-        remaining[index[a], index[b]] = False
-    if not remaining.any():
-        raise ValueError("every pair of this campaign has been observed or is pending; nothing left to propose.")
-    rnd = int(state["rng"]["round"]) + 1
-    key = jax.random.fold_in(jax.random.key(int(s["seed"])), rnd)
-    kf, ka = jax.random.split(key)
-    batch = int(s["batch"])
-    if not obs:
-        b = acq.random(None, jnp.asarray(remaining), ka, batch=batch)
-        return _batch_names(b, names), None
-    model = post.LowRankModel(n=n, rank=s["rank"], offset=s["offset"], link=s["link"], standardize=s["standardize"],
-                              steps=s["steps"], num_samples=s["num_samples"], nonnegative=s.get("nonnegative", False))
-    pairs = np.array([[index[o["a"]], index[o["b"]]] for o in obs])
-    values = np.array([o["score"] for o in obs], np.float64)
-    buf = post.Observations.from_pairs(pairs, values, capacity=_bucket(len(obs)))
-    start = _start_state(state, model)
-    if progress:
-        print(f"round {rnd}: fitting the posterior to {len(obs)} observations ({s['steps']} SVI steps) ...", file=sys.stderr)
-    new, b, info = _propose_program(
-        key, start, buf, jnp.asarray(remaining), jnp.float32(s["lr"]), jnp.float32(s["sigma_scale"]),
-        jnp.float32(opts.get("lam", 2.0)), jnp.float32(opts.get("beta", 1.0)),
-        model=model, policy=s["policy"], batch=batch, reestimate=bool(opts.get("reestimate", False)),
-        chunk_size=opts.get("chunk_size"),
-    )
-    if progress:
-        print(f"round {rnd}: final loss {float(info.loss):.4g}, {int(b.n_valid)} valid posterior samples", file=sys.stderr)
-    return _batch_names(b, names), _posterior_json(new)
-
-
-def _posterior_json(new) -> dict:
-    if not all(np.all(np.isfinite(np.asarray(v))) for v in new.params.values()):
-        raise ValueError("the posterior fit produced non-finite parameters; check the observed scores (scale, outliers).")
-    return {
-        "params": {k: np.asarray(v, np.float32).tolist() for k, v in new.params.items()},
-        "shift": float(np.float32(new.shift)),
-        "scale": float(np.float32(new.scale)),
-    }
-
-
-def _start_state(state: dict, model):
-    import jax
-    import jax.numpy as jnp
-
-    from pairint_jax.discovery import posterior as post
-
-    if state["posterior"] is None:
-        return post.init(jax.random.fold_in(jax.random.key(int(state["settings"]["seed"])), 0), model)
-    p = state["posterior"]
-    return post.PosteriorState(
-        {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in p["params"].items()},
-        jnp.float32(p["shift"]),
-        jnp.float32(p["scale"]),
-    )
-
-
-#: From this many perturbations on, an IDS campaign picks its batch with
-#: :func:`~pairint_jax.discovery.tiled.ids_tiled` (the same batch as the in-memory IDS, in
-#: tiles of candidate pairs, without ``[n, n]`` masks or ``K x pairs`` values), so that a
-#: genome-scale campaign (n = 20,000: 2 x 10^8 candidate pairs) fits in memory.
-TILED_MIN_N = 1000
-
-
-def _compute_proposal_tiled(state: dict, opts: dict, *, progress: bool):
-    """:func:`_compute_proposal` for large IDS campaigns: nothing of size ``n^2`` is built."""
-    import sys
-
-    import jax
-
-    from pairint_jax.discovery import posterior as post
-    from pairint_jax.discovery.tiled import ids_tiled
-
-    s = state["settings"]
-    names = state["perturbations"]
-    n = len(names)
-    index = {p: i for i, p in enumerate(names)}
-    obs = state["observations"]
-    taken = [(index[o["a"]], index[o["b"]]) for o in obs] + [(index[a], index[b]) for a, b in _pending(state)]
-    taken = np.array(sorted({(min(i, j), max(i, j)) for i, j in taken}), np.int64).reshape(-1, 2)
-    if len(taken) >= n * (n - 1) // 2:
-        raise ValueError("every pair of this campaign has been observed or is pending; nothing left to propose.")
-    rnd = int(state["rng"]["round"]) + 1
-    key = jax.random.fold_in(jax.random.key(int(s["seed"])), rnd)
-    batch = int(s["batch"])
-    if not obs:
-        return _random_pairs(jax.random.split(key)[1], n, taken, batch, names), None
-    model = post.LowRankModel(n=n, rank=s["rank"], offset=s["offset"], link=s["link"], standardize=s["standardize"],
-                              steps=s["steps"], num_samples=s["num_samples"], nonnegative=s.get("nonnegative", False))
-    pairs = np.array([[index[o["a"]], index[o["b"]]] for o in obs])
-    values = np.array([o["score"] for o in obs], np.float64)
-    buf = post.Observations.from_pairs(pairs, values, capacity=_bucket(len(obs)))
-    kf, ks, ka = jax.random.split(key, 3)
-    if progress:
-        print(f"round {rnd}: fitting the posterior to {len(obs)} observations ({s['steps']} SVI steps) ...", file=sys.stderr)
-    new, info = post.fit_jit(kf, _start_state(state, model), buf, model=model, lr=s["lr"], sigma_scale=s["sigma_scale"])
-    samples = post.sample(ks, new, model=model)
-    b = ids_tiled(samples, ka, batch=batch, exclude=taken, lam=float(opts.get("lam", 2.0)), progress=progress)
-    if progress:
-        print(f"round {rnd}: final loss {float(info.loss):.4g}, {int(b.n_valid)} valid posterior samples", file=sys.stderr)
-    return _batch_names(b, names), _posterior_json(new)
-
-
-def _random_pairs(key, n: int, taken: np.ndarray, batch: int, names: list[str]) -> list[tuple[str, str]]:
-    """``batch`` distinct uniformly random pairs ``i < j`` not in ``taken``, without an ``[n, n]`` mask
-    (rejection sampling, deterministic given ``key``)."""
-    import jax
-
-    skip = {(int(i), int(j)) for i, j in taken}
-    out: list[tuple[int, int]] = []
-    want = min(batch, n * (n - 1) // 2 - len(skip))
-    draw = 0
-    while len(out) < want:
-        ij = np.asarray(jax.random.randint(jax.random.fold_in(key, draw), (4 * batch + 16, 2), 0, n))
-        draw += 1
-        for i, j in ij:
-            p = (int(min(i, j)), int(max(i, j)))
-            if p[0] != p[1] and p not in skip:
-                skip.add(p)
-                out.append(p)
-                if len(out) == want:
-                    break
-    return [(names[i], names[j]) for i, j in out]
-
-
-def _batch_names(b, names):
-    pairs = np.asarray(b.pairs)
-    valid = np.asarray(b.valid)
-    return [(names[int(i)], names[int(j)]) for (i, j), ok in zip(pairs, valid) if ok]
-
-
-def _propose_program(key, start, buf, remaining, lr, sigma_scale, lam, beta, *, model, policy, batch, reestimate, chunk_size):
-    import functools
-
-    import jax
-
-    global _PROGRAM
-    if _PROGRAM is None:
-        from pairint_jax.discovery import acquisition as acq
-        from pairint_jax.discovery import posterior as post
-
-        @functools.partial(jax.jit, static_argnames=("model", "policy", "batch", "reestimate", "chunk_size"))
-        def program(key, start, buf, remaining, lr, sigma_scale, lam, beta, *, model, policy, batch, reestimate, chunk_size):
-            kf, ks, ka = jax.random.split(key, 3)
-            new, info = post._fit(kf, start, buf, lr, sigma_scale, 1.0, model=model)
-            samples = post.sample(ks, new, model=model)
-            if policy == "ids":
-                b = acq.ids(samples, remaining, ka, batch=batch, lam=lam, reestimate=reestimate, chunk_size=chunk_size)
-            elif policy == "ucb":
-                b = acq.ucb(samples, remaining, ka, batch=batch, beta=beta, chunk_size=chunk_size)
-            elif policy == "us":
-                b = acq.uncertainty(samples, remaining, ka, batch=batch, chunk_size=chunk_size)
-            elif policy == "ts":
-                b = acq.thompson(samples, remaining, ka, batch=batch)
-            else:
-                b = acq.random(samples, remaining, ka, batch=batch)
-            return new, b, info
-
-        _PROGRAM = program
-    return _PROGRAM(key, start, buf, remaining, lr, sigma_scale, lam, beta, model=model, policy=policy, batch=batch,
-                    reestimate=reestimate, chunk_size=chunk_size)
-
-
-_PROGRAM = None
+    return compute_proposal(state, progress=progress)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pairint_jax._files import follow_umask
 from pairint_jax.nre.encoders import Critic, make_encoder
 from pairint_jax.nre.model import TrainedNRE
 
@@ -70,6 +71,7 @@ def save_nre(path, trained: TrainedNRE) -> str:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nre-", suffix=".tmp")
     try:
+        follow_umask(tmp)  # mkstemp makes 0600; a saved model follows the umask, like open()
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)

@@ -137,8 +137,11 @@ def _padded_blocks(screen, todo, sizes, buckets):
             yield size, groups[lo : lo + per]
 
 
-def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, progress, max_duplicates, mesh=None):
-    """KL per group (NaN where not estimated), duplicates per group, reason per group."""
+def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, progress, max_duplicates, mesh=None,
+                       groups=None):
+    """KL per group (NaN where not estimated), duplicates per group, reason per group; for the
+    groups of the scorable pairs, or the group ids ``groups`` (e.g. the singles, for
+    :func:`~pairint_jax.perturbation_features`)."""
     G = screen.n_groups
     kl = np.full(G, np.nan)
     n_dup = np.zeros(G, np.int64)
@@ -149,7 +152,7 @@ def _knn_condition_kls(screen, *, k, dim, conditions_per_chunk, block_size, prog
             f"the control {screen.control!r} has {counts[0]} observations; the k-NN estimator with k={k} "
             f"needs at least {k + 1}. Use a smaller k or collect more control observations."
         )
-    need = _needed_groups(screen)
+    need = _needed_groups(screen) if groups is None else np.asarray(groups, np.int64)
     few = need[counts[need] < k]
     for g in few:
         why[g] = f"condition {screen.conditions[g]!r} has {counts[g]} observation(s); k-NN with k={k} needs >= {k}"

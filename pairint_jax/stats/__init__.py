@@ -10,6 +10,9 @@ Nothing here knows about ``Screen``, pandas or files; everything works under
   :func:`bracket_median` and their float-bit grid;
 * the mixture MMD^2 and its null: :func:`mixture_mmd2`, :func:`mixture_mmd2_test`,
   :func:`permutation_null`, :func:`bootstrap_null`, p- and q-values;
+* the two-sample MMD^2 of a sample against a large reference read in blocks:
+  :func:`mmd2_two_sample`, :func:`mmd2_from_sums`, :func:`blocked_kernel_sum`,
+  :func:`blocked_self_sum`, :func:`kernel_sum`;
 * KL divergence estimators: k-NN (:func:`knn_kl`, :func:`knn_kl_all`, and the neighbour
   search alone, :func:`knn_distances`) and SMILE
   (:func:`smile`, :func:`smile_all`).
@@ -43,6 +46,9 @@ from pairint_jax.stats.mmd import (
     permutation_p_value,
 )
 
+# -- the two-sample MMD^2 against a (blocked) reference sample --
+from pairint_jax.stats.two_sample import blocked_kernel_sum, blocked_self_sum, kernel_sum, mmd2_from_sums, mmd2_two_sample
+
 # -- KL divergence estimators: k-NN and SMILE --
 from pairint_jax.stats.knn import KnnKL, knn_distances, knn_kl, knn_kl_all, knn_kl_info
 from pairint_jax.stats.smile import smile, smile_all
@@ -74,6 +80,12 @@ __all__ = [
     "mixture_mmd2_test",
     "permutation_null",
     "permutation_p_value",
+    # two-sample MMD^2
+    "blocked_kernel_sum",
+    "blocked_self_sum",
+    "kernel_sum",
+    "mmd2_from_sums",
+    "mmd2_two_sample",
     # KL divergence estimators
     "KnnKL",
     "knn_distances",

@@ -33,7 +33,7 @@ COEFFICIENTS = {
 DEFAULT_KINDS = {"synergy": 2, "buffering": 1, "epistasis": 1, "suppression": 1, "neomorphic": 1}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compare fields, not truths
 class PerturbseqTruth:
     """What :func:`~pairint_jax.synthetic.perturbseq` planted, row-aligned with its AnnData.
 
