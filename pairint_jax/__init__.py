@@ -6,7 +6,8 @@ The public API (``import pairint_jax as pj``):
   (``from_anndata``), :mod:`pj.synthetic`, :mod:`pj.datasets`;
 * scanpy style: :func:`score_adata` (results into ``adata.uns``);
 * scores: :func:`disjointedness_scores`, :func:`additivity_scores`,
-  :func:`separability_scores`, each returning :class:`PairScores`; and
+  :func:`separability_scores`, each returning :class:`PairScores`; the interaction
+  types :func:`interaction_types` (a tidy table); and
   :func:`perturbation_features` (what the singles measured: ``[n, f]`` discovery covariates);
 * the functional core for other JAX code: :mod:`pj.stats`, and the neural ratio
   estimator :mod:`pj.nre`;
@@ -29,7 +30,13 @@ from pairint_jax import datasets, synthetic
 
 # -- scores of every pair --
 from pairint_jax.results import PairScores
-from pairint_jax.scores import additivity_scores, disjointedness_scores, perturbation_features, separability_scores
+from pairint_jax.scores import (
+    additivity_scores,
+    disjointedness_scores,
+    interaction_types,
+    perturbation_features,
+    separability_scores,
+)
 
 # -- scanpy style: AnnData in and out --
 from pairint_jax.adata import score_adata
@@ -84,6 +91,7 @@ __all__ = [
     # scores
     "PairScores",
     "additivity_scores",
+    "interaction_types",
     "disjointedness_scores",
     "perturbation_features",
     "score_adata",

@@ -20,14 +20,15 @@ from pairint_jax.io import screen_and_provenance
 __all__ = ["score_adata", "TESTS"]
 
 #: The tests :func:`score_adata` can run, in the order it runs them.
-TESTS = ("disjointedness", "additivity", "separability")
+TESTS = ("disjointedness", "additivity", "separability", "types")
 
 
 def _test_functions() -> dict:
-    from pairint_jax.scores import additivity_scores, disjointedness_scores
+    from pairint_jax.scores import additivity_scores, disjointedness_scores, interaction_types
     from pairint_jax.scores.separability import separability_scores
 
-    return {"disjointedness": disjointedness_scores, "additivity": additivity_scores, "separability": separability_scores}
+    return {"disjointedness": disjointedness_scores, "additivity": additivity_scores, "separability": separability_scores,
+            "types": interaction_types}
 
 
 @_validate.moved_keywords(obsm="use_rep")
@@ -59,7 +60,9 @@ def score_adata(
         present (as in pertpy), else ``X``. A sparse ``X`` or layer is never densified
         whole: it is read one group (or one block of doubles) at a time.
       layer: read ``adata.layers[layer]`` instead.
-      tests: the tests to run, from :data:`TESTS` (or ``"all"``).
+      tests: the tests to run, from :data:`TESTS` (or ``"all"``): ``"types"`` adds the
+        table of :func:`pairint_jax.interaction_types` (``adata.uns[key_added]["types"]``).
+        ``n_permutations=`` also turns on the additive-null p-values of ``"additivity"``.
       key_added: the ``adata.uns`` key the results go to.
       key: PRNG key (typed key, legacy ``uint32[2]`` key or int seed) for the tests that
         draw random numbers; None uses ``jax.random.key(0)``.
@@ -116,6 +119,9 @@ def score_adata(
     tables, settings = {}, {}
     for name in chosen:
         res = funcs[name](screen, **routed[name])
+        if name == "types":  # a tidy table already (pj.interaction_types)
+            tables[name], settings[name] = res, {k: v for k, v in routed[name].items() if k != "key"}
+            continue
         tables[name] = res.to_frame()
         settings[name] = dict(res.settings)
     n_perm = settings.get("disjointedness", {}).get("n_permutations")

@@ -35,13 +35,16 @@ TEST_QUESTIONS = {
         "control: KL(p0||pij) = KL(p0||pi) + KL(p0||pj). The score is |KL_i + KL_j - KL_ij| (nats); 0 means separable."
     ),
     "disjointedness": (
-        "Do i and j change disjoint parts of the observation distribution? If so the mixture (p_ij + p_0)/2 equals "
+        "Do i and j act on disjoint subpopulations (the paper's notion)? If so the mixture (p_ij + p_0)/2 equals "
         "(p_i + p_j)/2. The score is the unbiased MMD^2 between the two mixtures (it can be slightly negative when "
-        "they are equal); the permutation p-value tests equality."
+        "they are equal); the permutation p-value tests equality. A shift of every cell is not disjoint, so "
+        "additive pairs can be significant here: use the additivity test for genetic interactions."
     ),
     "additivity": (
         "Is the double's mean shift the sum of the singles' shifts? The score is ||(mu_ij - mu_0) - (mu_i - mu_0) - "
-        "(mu_j - mu_0)||, the norm of the non-additive part of the mean embedding; 0 means additive."
+        "(mu_j - mu_0)||, the norm of the non-additive part of the mean embedding; 0 means additive. With "
+        "n_permutations, the p-value tests the additive null mu_ij - mu_i - mu_j + mu_0 = 0 (the genetic-interaction "
+        "notion of Norman 2019 and GEARS; sign-flip multiplier draws within each group)."
     ),
 }
 

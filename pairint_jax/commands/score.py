@@ -163,11 +163,14 @@ def _parse_pairs(text: str | None, sep: str):
               help="Multiple testing: bh = Benjamini-Hochberg (false discovery rate), holm = Holm (family-wise error).")
 @click.option("--all-pairs", is_flag=True, default=False,
               help="List every pair in the CSVs, not only the measured ones (the rest say 'not in screen').")
+@click.option("--types", "types", is_flag=True, default=False,
+              help="Also write types.csv: the interaction type of every pair (pj.interaction_types: c1, c2, "
+                   "magnitude, model fit, additive-null p/q-values, type).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on in a terminal or notebook).")
 @device_option
 def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, estimator, k, dim,
           encoder, tau, epochs, batch_size, learning_rate, model_path, save_model, groups_path, highlight, seed, top,
-          devices, stream, force_high_dim, alpha, correction, all_pairs, progress, device):
+          devices, stream, force_high_dim, alpha, correction, all_pairs, types, progress, device):
     """Score every pair of the screen in PATH (.h5ad, .npz or .parquet).
 
     \b
@@ -231,7 +234,25 @@ def score(path, read, tests, out_dir, kernel, bandwidth, permutations, null, est
                              provenance=_input_provenance(path, read=read_info, seed=seed))
     for test, paths in written["files"].items():
         click.echo(f"{test}: " + ", ".join(str(p) for p in paths.values()))
+    if types:
+        _write_types(screen, out, seed=seed, alpha=alpha)
     click.secho(f"Report: {pathlib.Path(written['report']['html']).resolve()}", bold=True, fg="green")
+
+
+def _write_types(screen, out: pathlib.Path, *, seed: int, alpha: float) -> None:
+    """``types.csv``: :func:`pairint_jax.interaction_types` of every scorable pair, and a count per type."""
+    import jax
+
+    import pairint_jax as pj
+
+    try:
+        df = pj.interaction_types(screen, key=jax.random.key(seed), alpha=alpha)
+    except (ValueError, TypeError) as err:
+        raise click.ClickException(f"types: {err}") from err
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "types.csv", index=False)
+    counts = ", ".join(f"{t} {n}" for t, n in df["type"].value_counts().items())
+    click.echo(f"types: {out / 'types.csv'} ({counts})")
 
 
 def _input_provenance(path, **options) -> dict:

@@ -299,6 +299,8 @@ def separability_scores(
 ) -> PairScores:
     r"""Separability score of every pair: ``S_ij = |KL(p0||pi) + KL(p0||pj) - KL(p0||pij)|``.
 
+    Answers: *do the perturbations act on independent latent factors?*
+
     Separable perturbations (acting on disjoint latent factors) have additive KLs and
     score near 0; a high score flags an interaction (paper Thm. 3.6, Eq. 3). With the
     k-NN estimator finite-sample bias makes separable pairs clearly non-zero and with

@@ -47,6 +47,12 @@ def disjointedness_scores(
 ) -> PairScores:
     """Disjointedness (mixture MMD^2) score of every scorable pair, with p- and q-values.
 
+    Answers: *do the perturbations act on disjoint subpopulations?* (the paper's notion). A
+    shift of every cell is not disjoint, so pairs that are additive in the mean are often
+    significant here; for "is the double's mean shift the sum of the singles' shifts?" use
+    :func:`~pairint_jax.additivity_scores` with ``n_permutations`` or
+    :func:`~pairint_jax.interaction_types`.
+
     For each pair ``(i, j)`` with a control, both singles and the double measured,
 
         score = MMD^2(1/2 p_ij + 1/2 p_0, 1/2 p_i + 1/2 p_j)
