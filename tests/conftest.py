@@ -5,10 +5,14 @@
 * ``rng``: a seeded NumPy generator.
 * ``shared_dir``: the read-only ``../shared`` folder (paper, data); tests that
   need it are skipped when it is not present.
+* After every test module, JAX's in-memory caches are cleared, so the process does not carry
+  the compiled programs of the whole suite at once (XLA's CPU compiler crashed late in long
+  runs that kept them all).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 
@@ -17,6 +21,13 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_caches():
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture

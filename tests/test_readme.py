@@ -2,7 +2,9 @@
 
 Every fenced ```` ```python ```` block of ``README.md`` is executed, in order, in one shared
 namespace (as a reader pasting them into one session would), inside a temporary working
-directory, with matplotlib's Agg backend. A block that needs a GPU, several hosts or large
+directory, with matplotlib's Agg backend. The blocks run in a fresh interpreter, as a
+reader's session starts, not inside the test process: that keeps them independent of the
+hundreds of programs the rest of the suite has compiled before them. A block that needs a GPU, several hosts or large
 data may be skipped by putting this marker on the line right before its fence:
 
     <!-- readme-test: skip (the reason) -->
@@ -13,8 +15,11 @@ by writing small sizes into the README itself.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -38,19 +43,29 @@ def test_marker_and_extraction():
     assert readme_blocks(text) == [(2, "x = 1\n", False), (6, "y = 2\n", True)]
 
 
-@pytest.mark.slow
-def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch):
-    import matplotlib
+RUNNER = """
+import matplotlib, sys
+matplotlib.use("Agg")
+namespace = {"__name__": "__readme__"}
+for line, code in BLOCKS:
+    try:
+        exec(compile(code, f"README.md:{line}", "exec"), namespace)
+    except Exception as err:
+        print(f"the README's python block at line {line} failed: {err!r}", file=sys.stderr)
+        raise
+"""
 
-    matplotlib.use("Agg")
+
+@pytest.mark.slow
+def test_readme_python_blocks_run_as_written(tmp_path):
     blocks = readme_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
     assert len(blocks) >= 5
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "__readme__"}
-    for line, code, skipped in blocks:
-        if skipped:
-            continue
-        try:
-            exec(compile(code, f"README.md:{line}", "exec"), namespace)  # noqa: S102 - the README is ours
-        except Exception as err:  # noqa: BLE001 - say which block failed
-            raise AssertionError(f"the README's python block at line {line} failed: {err!r}") from err
+    runnable = [(line, code) for line, code, skipped in blocks if not skipped]
+    script = tmp_path / "readme_blocks.py"
+    script.write_text(f"BLOCKS = {runnable!r}\n{RUNNER}", encoding="utf-8")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"the README's python blocks failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
