@@ -127,6 +127,9 @@ VARIANTS = [
     ("steps-float", _set("settings.steps", 60.5), r"field 'settings\.steps' must be an int"),
     ("num-samples-zero", _set("settings.num_samples", 0), r"field 'settings\.num_samples'"),
     ("lr-negative", _set("settings.lr", -0.01), r"field 'settings\.lr' must be a number > 0"),
+    ("factor-scale-min-negative", _set("settings.factor_scale_min", -0.5),
+     r"field 'settings\.factor_scale_min' must be a finite number >= 0"),
+    ("factor-scale-min-string", _set("settings.factor_scale_min", "0.5"), r"field 'settings\.factor_scale_min'"),
     ("lr-nan", _set("settings.lr", NAN), r"field 'settings\.lr' must be a finite number"),
     ("sigma-scale-string", _set("settings.sigma_scale", "1.0"), r"field 'settings\.sigma_scale'"),
     ("link-unknown", _set("settings.link", "logit"), r"field 'settings\.link' must be one of 'identity'"),
@@ -243,6 +246,18 @@ def test_a_state_without_nonnegative_still_loads(base, tmp_path):
     """Files written before the setting existed lack it; the campaign reads it as False."""
     folder, _, _ = damaged(base, tmp_path, _delete("settings.nonnegative"))
     assert "nonnegative" not in Campaign.open(folder).settings
+
+
+def test_a_state_without_factor_scale_min_resumes_unbounded(base, tmp_path):
+    """Files written before the floor existed lack it; they resume with the model they were
+    created with (no floor), not with today's default."""
+    from pairint_jax.discovery.campaign_round import model_from_settings
+
+    folder, _, _ = damaged(base, tmp_path, _delete("settings.factor_scale_min"))
+    settings = Campaign.open(folder).settings
+    assert "factor_scale_min" not in settings
+    assert model_from_settings(settings, len(NAMES)).factor_scale_min == 0.0
+    assert model_from_settings({**settings, "factor_scale_min": 0.5}, len(NAMES)).factor_scale_min == 0.5
 
 
 # ----------------------------------------------------------------------------- umask

@@ -172,6 +172,46 @@ def test_features_without_main_effects_and_model_validation():
         jax.vmap(lambda k, x: P.init(k, model, features=x))(keys, jnp.ones((3, 4, 1)))
 
 
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.5", True, None])
+def test_factor_scale_min_is_validated(bad):
+    with pytest.raises(ValueError, match="factor_scale_min must be a finite number >= 0"):
+        P.LowRankModel(n=5, factor_scale_min=bad)
+
+
+@pytest.mark.parametrize("prior", ["shared", "ard"])
+def test_the_factor_scale_floor_is_exactly_a_bounded_scale(x64, prior):
+    """The negative ELBO with a learned scale below the floor equals the one at the floor itself
+    (and an unbounded model at the floor), and a scale above the floor is untouched; checked
+    against the Normal-Normal KL of the factors written out in float64 NumPy."""
+    from pairint_jax.discovery import posterior_model as PM
+
+    n, m, floor = 6, 3, 0.5
+    obs = P.Observations.from_pairs([[0, 1], [2, 3], [1, 5], [0, 4]], [1.0, -1.0, 0.5, 2.0], capacity=8)
+    bounded = P.LowRankModel(n=n, rank=m, factor_prior=prior, factor_scale_min=floor)
+    free = P.LowRankModel(n=n, rank=m, factor_prior=prior, factor_scale_min=0.0)
+    st = P.init(jax.random.key(0), bounded)
+    data = PM.model_data(obs, st.features, 0.0, 1.0, 1.0, 1.0, model=bounded)
+    shape = PM.factor_scale_shape(bounded)
+    params64 = {k: jnp.asarray(v, jnp.float64) for k, v in st.params.items()}  # float32 at init
+
+    def neg_elbo(model, lam):
+        params = {**params64, "factor_scale": jnp.full(shape, lam, jnp.float64)}
+        return float(PM.analytic_neg_elbo(params, *data, model=model))
+
+    def kl_factors(lam):  # sum over U and V of KL(N(mu, s^2) || N(0, lam^2)), float64
+        out = 0.0
+        for name in ("U", "V"):
+            mu, sd = np.asarray(params64[f"{name}_loc"]), np.asarray(params64[f"{name}_scale"])
+            out += np.sum(np.log(lam / sd) + (sd**2 + mu**2) / (2 * lam**2) - 0.5)
+        return out
+
+    assert neg_elbo(bounded, 0.1) == pytest.approx(neg_elbo(bounded, floor), rel=1e-12)
+    assert neg_elbo(bounded, 0.1) == pytest.approx(neg_elbo(free, floor), rel=1e-12)
+    assert neg_elbo(bounded, 2.0) == pytest.approx(neg_elbo(free, 2.0), rel=1e-12)
+    # the only difference between two scales is the factors' KL
+    assert neg_elbo(free, 0.1) - neg_elbo(free, floor) == pytest.approx(kl_factors(0.1) - kl_factors(floor), rel=1e-9)
+
+
 def test_older_state_without_main_effects_or_features_still_fits():
     """A state saved before issue 12 (no ``a_*`` parameters, ``features`` absent) is completed
     with the initial values and fits; the result equals a fit from the completed state."""

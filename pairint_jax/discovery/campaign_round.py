@@ -46,9 +46,12 @@ def bucket(k: int) -> int:
 
 
 def model_from_settings(settings: dict, n: int) -> post.LowRankModel:
-    """The :class:`~pairint_jax.discovery.posterior.LowRankModel` of stored settings (missing fields: defaults)."""
+    """The :class:`~pairint_jax.discovery.posterior.LowRankModel` of stored settings (missing fields: defaults,
+    but a file written before ``factor_scale_min`` existed resumes unbounded, 0.0, as it was created)."""
     fields = {f.name for f in dataclasses.fields(post.LowRankModel)} - {"n"}
-    return post.LowRankModel(n=n, **{k: v for k, v in settings.items() if k in fields})
+    stored = {k: v for k, v in settings.items() if k in fields}
+    stored.setdefault("factor_scale_min", 0.0)
+    return post.LowRankModel(n=n, **stored)
 
 
 def features_json(features) -> list | None:

@@ -13,7 +13,7 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
 * ``format`` ``"pairint-campaign"``, ``version`` 1;
 * ``perturbations``: ``n >= 2`` distinct non-empty names without surrounding spaces;
 * ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo``, ``layout``,
-  ``main_effects`` and ``factor_prior`` may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
+  ``main_effects``, ``factor_prior`` and ``factor_scale_min`` may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
   flat; files written before some existed lack them);
 * ``features``: absent, ``null`` or ``[n, f]`` numbers (``null`` = missing), ``f >= 1``;
 * ``rng``: ``{"seed": settings.seed, "round": R}`` with ``R`` the last proposal's round;
@@ -58,13 +58,13 @@ POLICY_OPTIONS = {"ids": ("lam", "reestimate", "chunk_size"), "ts": (), "ucb": (
 LINKS = ("identity", "abs", "softplus")
 #: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
-            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "seed")
-_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior")
+            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min", "seed")
+_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min")
 #: ``posterior.FACTOR_PRIORS``.
 FACTOR_PRIORS = ("shared", "ard", "unit")
 #: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
 MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
-                "main_effects", "factor_prior")
+                "main_effects", "factor_prior", "factor_scale_min")
 #: Guide parameters of the posterior: ``[n, rank]`` factors and scalars (offset ones only with ``offset``).
 PARAMS = {"U_loc": 2, "U_scale": 2, "V_loc": 2, "V_scale": 2, "sigma_loc": 0, "sigma_scale": 0,
           "offset_loc": 0, "offset_scale": 0}
@@ -187,6 +187,10 @@ def _settings(s) -> dict:
         raise _Bad("settings.layout", f"must be 'auto', 'dense' or 'gather', got {_short(s['layout'])}")
     if s.get("factor_prior", "shared") not in FACTOR_PRIORS:
         raise _Bad("settings.factor_prior", f"must be one of {', '.join(map(repr, FACTOR_PRIORS))}, got {_short(s['factor_prior'])}")
+    if "factor_scale_min" in s:
+        fmin = s["factor_scale_min"]
+        if isinstance(fmin, bool) or not isinstance(fmin, (int, float)) or not math.isfinite(fmin) or fmin < 0:
+            raise _Bad("settings.factor_scale_min", f"must be a finite number >= 0, got {_short(fmin)}")
     _int("settings.seed", s["seed"], low=0, below=SEED_LIMIT)
     return s
 

@@ -3,7 +3,7 @@
 The model (Xu et al., App. D.3, after the symmetric low-rank completion of Sec. 4, plus
 per-perturbation main effects). For ``n`` perturbations and rank ``m``::
 
-    U, V ~ N(0, lambda^2)^{n x m}     (lambda learned: shared, or per column with ARD; see ``factor_prior``)
+    U, V ~ N(0, lambda^2)^{n x m}     (lambda learned, >= factor_scale_min: shared, or per column with ARD)
     w    ~ N(0, tau_w^2)^{f'}         (weights of the features, when given; tau_w learned)
     a_i  ~ N(x_i . w, tau_a^2)        (main effects, ``main_effects=True``; tau_a learned)
     b    ~ N(0, offset_scale^2)       (optional global offset, ``offset=True``)

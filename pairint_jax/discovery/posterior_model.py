@@ -29,6 +29,14 @@ def factor_scale_shape(model: LowRankModel) -> tuple:
     return (model.rank,) if model.factor_prior == "ard" else ()
 
 
+def factor_scale(learned, model: LowRankModel):
+    """The prior scale ``lambda`` of the factors: 1 (``"unit"``), else the learned point
+    estimate bounded below by ``model.factor_scale_min``."""
+    if model.factor_prior == "unit":
+        return 1.0
+    return jnp.maximum(learned, model.factor_scale_min)
+
+
 def standardise(obs: Observations, enabled: bool):
     """(shift, scale) from the observed values: mean and std (std := 1 when < 2 values or 0)."""
     if not enabled:
@@ -97,7 +105,8 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
     pos = constraints.softplus_positive
     lam = 1.0
     if model.factor_prior != "unit":
-        lam = numpyro.param("factor_scale", jnp.ones(factor_scale_shape(model)), constraint=pos)
+        learned = numpyro.param("factor_scale", jnp.ones(factor_scale_shape(model)), constraint=pos)
+        lam = factor_scale(learned, model)
     u = numpyro.sample("U", dist.Normal(jnp.zeros((n, m)), lam).to_event(2))
     v = numpyro.sample("V", dist.Normal(jnp.zeros((n, m)), lam).to_event(2))
     if model.nonnegative:
@@ -180,7 +189,7 @@ def _f_moments(params, pairs_data, *, model: LowRankModel):
 
 def _kl_terms(params, features, sigma_scale, offset_scale, *, model: LowRankModel):
     """``KL(q || p)`` of every latent (expected over ``q(w)`` for the main effects' prior)."""
-    lam = 1.0 if model.factor_prior == "unit" else params["factor_scale"]
+    lam = factor_scale(params.get("factor_scale"), model)
     kl = _kl_normal(params["U_loc"], params["U_scale"], 0.0, lam)
     kl = kl + _kl_normal(params["V_loc"], params["V_scale"], 0.0, lam)
     if model.main_effects:

@@ -53,6 +53,12 @@ class LowRankModel:
         scale shrinks the factors that the data do not support instead of leaving them at
         the unit prior, whose variance otherwise swamps the main effects at small budgets;
         per-component ARD can prune a needed component early (benchmarks/RESULTS.md).
+      factor_scale_min: lower bound on a learned factor scale, ``lambda >= factor_scale_min``
+        (default 0.5; ignored with ``factor_prior="unit"``; 0 = unbounded). The learned scale
+        alone shrinks the factors to nothing on maps whose top pairs are blocks (pairs of
+        modules) rather than rows of hub genes, and the floor keeps them able to represent
+        those blocks; at 0.5 the hub-driven Norman map keeps its gain from the main effects
+        (the study is in benchmarks/RESULTS.md, "Choosing the factor prior").
     """
 
     n: int
@@ -67,6 +73,7 @@ class LowRankModel:
     layout: str = "auto"
     main_effects: bool = True
     factor_prior: str = "shared"
+    factor_scale_min: float = 0.5
 
     def __post_init__(self):
         for name in ("n", "rank", "steps", "num_samples"):
@@ -79,6 +86,11 @@ class LowRankModel:
             raise ValueError(f"LowRankModel.main_effects must be True or False, got {self.main_effects!r}.")
         if self.factor_prior not in FACTOR_PRIORS:
             raise ValueError(f"LowRankModel.factor_prior must be one of {FACTOR_PRIORS}, got {self.factor_prior!r}.")
+        fmin = self.factor_scale_min
+        if isinstance(fmin, (bool, np.bool_)) or not isinstance(fmin, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(fmin) or fmin < 0:
+            raise ValueError(f"LowRankModel.factor_scale_min must be a finite number >= 0, got {fmin!r}.")
+        object.__setattr__(self, "factor_scale_min", float(fmin))
         if self.link not in LINKS:
             raise ValueError(f"LowRankModel.link must be one of {LINKS}, got {self.link!r}.")
         if self.elbo is None:
