@@ -8,10 +8,11 @@
 Protocol (DIGEST section 4, issue 12): every policy (IDS, UCB, TS, US, greedy, hub, random) runs
 ``rounds`` rounds of ``batch`` pairs for ``seeds`` seeds; the first round is random; each
 round refits the library's default posterior (``LowRankModel``: rank 5, main effects, shared
-factor prior; ``steps`` SVI steps, ``K`` samples) to the revealed scores. Full: 50 rounds x
-batch 10, 10 seeds, 5,000 steps, K = 1,000. ``--features on|off|both`` runs each policy with the
-matrix's per-perturbation features (``features=`` of :func:`pj.simulate_many`: the prior of the
-main effects and the prior mean of ``hub``), without them, or both.
+factor prior with floor ``factor_scale_min = 0.5``; ``steps`` SVI steps, ``K`` samples) to the
+revealed scores. Full: 50 rounds x batch 10, 10 seeds, 5,000 steps, K = 1,000.
+``--features on|off|both`` runs each policy with the matrix's per-perturbation features
+(``features=`` of :func:`pj.simulate_many`: the prior of the main effects and the prior mean of
+``hub``), without them, or both.
 
 Reward matrices (symmetric, NaN diagonal; a pair's true score is revealed when chosen) and
 their features (z-scored columns; NaN = missing, imputed by the library):
@@ -293,7 +294,7 @@ def timing(args) -> list[str]:
         lines.append(f"| {n} | {n_obs} | {steps} | {k} | {of:.2f} / {os_:.3f} | {nf:.2f} / {ns:.3f} | {ns / os_:.2f}x |")
         print(lines[-1], flush=True)
     lines += ["", "Old model: `LowRankModel(main_effects=False, factor_prior=\"unit\")`; default: `LowRankModel()` "
-              "(main effects, shared factor prior). Steady: median of the calls after the first.", ""]
+              "(main effects, shared factor prior floored at 0.5). Steady: median of the calls after the first.", ""]
     return lines
 
 
@@ -323,7 +324,7 @@ def main(argv=None) -> None:
     policies = tuple(args.policies.split(","))
     modes = ("off", "on") if args.features == "both" else (args.features,)
     lines = [f"Settings: {args.rounds} rounds x batch {args.batch}, {args.seeds} seeds, default LowRankModel "
-             f"(rank 5, main effects, shared factor prior), {args.steps} SVI steps, K = {args.num_samples}; "
+             f"(rank 5, main effects, shared factor prior floored at 0.5), {args.steps} SVI steps, K = {args.num_samples}; "
              f"first round random. Device: {jax.devices()[0].platform}; jax {jax.__version__}. "
              "Cells: top-5% found, mean [min, max] over seeds.", ""]
     print("\n".join(lines), flush=True)
