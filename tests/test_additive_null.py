@@ -99,6 +99,23 @@ def test_chunked_sparse_and_recompilation(rng):
     assert log.count("_block") == 0 and log.count("shared_draws") == 0, log.names
 
 
+def test_blocks_and_minimum_chunk(rng, monkeypatch):
+    """Many host blocks (outputs copied after the loop, last block padded) equal one block;
+    the automatic chunk never falls below 2 pairs (nor above the number of pairs)."""
+    from pairint_jax.scores import group_draws as gd
+
+    screen = _screen(rng, d=5, dtype=np.float32)
+    ref = pj.additivity_scores(screen, n_permutations=B, key=0, pairs_per_chunk=None).to_frame()
+    monkeypatch.setattr(gd, "_BLOCK_BYTES", 1)  # one pair per block: 3 blocks, 2 in flight
+    for chunk in (None, 1):
+        got = pj.additivity_scores(screen, n_permutations=B, key=0, pairs_per_chunk=chunk).to_frame()
+        np.testing.assert_allclose(got.statistic, ref.statistic, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got.p_value, ref.p_value)
+    assert gd.auto_chunk(1225, 200, 2000, 999, 4) == gd.MIN_CHUNK == 2  # one pair alone is over the budget
+    assert gd.auto_chunk(1, 200, 2000, 999, 4) == 1
+    assert gd.auto_chunk(3, 8, 5, 99, 4) == 3  # small pairs: all at once
+
+
 def test_no_permutations_keeps_the_plain_scores(rng):
     screen = _screen(rng)
     plain = pj.additivity_scores(screen)

@@ -207,6 +207,65 @@ def test_coefficients_override_and_all_additive():
     assert not truth.pairs.interacting.any()
 
 
+# ----------------------------------------------------------------------------- disjoint programmes
+def _log1p_contrast(truth, label, a, b):
+    """Per gene, ``f(ab) + f(0) - f(a) - f(b)`` of ``f = log1p(normalised mean counts)`` of a
+    typical cell (no escape, no nuisance), and the bound that the documented model gives it
+    when no gene is moved by both singles.
+
+    With disjoint programmes, each gene's count has the same distribution in the double as
+    in one single (and in the other single as in the control), so the contrast can come only
+    from the cells' totals ``T`` that normalisation divides by; ``|log1p(s y) - log1p(t y)|
+    <= |log s - log t|`` bounds it by ``|log T_ab - log T_a| + |log T_b - log T_0|`` (or the
+    same with ``a`` and ``b`` swapped, for the genes of ``b``).
+    """
+    rows = [truth.conditions.index(c) for c in (label, "ctrl", a, b)]
+    mean = np.exp(truth.base_log_mean + truth.log_fold_change[rows])  # per unit library
+    total = mean.sum(axis=1)
+    f = np.log1p(mean / total[:, None] * 1e4)
+    lt = np.log(total)
+    bound = max(abs(lt[0] - lt[2]) + abs(lt[3] - lt[1]), abs(lt[0] - lt[3]) + abs(lt[2] - lt[1]))
+    return f[0] + f[1] - f[2] - f[3], bound
+
+
+def test_disjoint_programmes_make_additive_doubles_additive_after_log1p():
+    _, truth = pj.synthetic.perturbseq(jax.random.key(7), kinds={}, disjoint_programmes=True, **SMALL)
+    moved = truth.programmes != 0
+    assert moved.sum(axis=0).max() == 1  # no gene in two programmes
+    assert (moved.sum(axis=1) == SMALL["programme_size"]).all() and not moved[:, truth.targets].any()
+    for a, b, label in zip(truth.pairs.a, truth.pairs.b, truth.pairs.label):
+        np.testing.assert_allclose(_row(truth, label), _row(truth, a) + _row(truth, b), rtol=0, atol=1e-12)
+        contrast, bound = _log1p_contrast(truth, label, a, b)
+        assert np.abs(contrast).max() <= bound + 1e-12, (label, np.abs(contrast).max(), bound)
+    # the default draws programmes independently: with 8 x 30 of 292 genes some overlap, and
+    # the Jensen gap of an overlapping gene breaks the bound (so the check above can fail)
+    _, default = pj.synthetic.perturbseq(jax.random.key(7), kinds={}, **SMALL)
+    assert ((default.programmes != 0).sum(axis=0) > 1).any()
+    pairs = zip(default.pairs.a, default.pairs.b, default.pairs.label)
+    gaps = [_log1p_contrast(default, lab, a, b) for a, b, lab in pairs]
+    assert any(np.abs(c).max() > bound for c, bound in gaps)
+
+
+def test_default_is_not_disjoint_and_unchanged():
+    # disjoint_programmes=False is the default; it draws exactly what the default draws
+    adata, truth = pj.synthetic.perturbseq(jax.random.key(0), kinds=ONE_OF_EACH, **SMALL)
+    again, truth2 = pj.synthetic.perturbseq(jax.random.key(0), kinds=ONE_OF_EACH, disjoint_programmes=False, **SMALL)
+    assert (adata.X != again.X).nnz == 0
+    np.testing.assert_array_equal(truth.programmes, truth2.programmes)
+    disjoint, truth3 = pj.synthetic.perturbseq(jax.random.key(0), kinds=ONE_OF_EACH, disjoint_programmes=True, **SMALL)
+    np.testing.assert_array_equal(truth.targets, truth3.targets)  # same genes and targets, other programmes
+    assert not np.array_equal(truth.programmes != 0, truth3.programmes != 0)
+
+
+def test_disjoint_programmes_need_enough_genes():
+    # 8 singles x (1 target + 30 programme genes) = 248 genes: 247 is one short
+    pj.synthetic.perturbseq(jax.random.key(0), kinds={}, disjoint_programmes=True, **dict(SMALL, n_genes=248))
+    with pytest.raises(ValueError, match="disjoint_programmes"):
+        pj.synthetic.perturbseq(jax.random.key(0), kinds={}, disjoint_programmes=True, **dict(SMALL, n_genes=247))
+    with pytest.raises(TypeError, match="disjoint_programmes"):
+        pj.synthetic.perturbseq(jax.random.key(0), disjoint_programmes="yes", **SMALL)
+
+
 # ----------------------------------------------------------------------------- the library reads it
 def test_screen_and_score_adata_read_it(small, tmp_path):
     adata, truth = small

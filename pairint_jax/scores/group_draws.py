@@ -35,6 +35,10 @@ from pairint_jax.scores.disjointedness.layout import compute_dtype, pad_size
 
 #: Fewest observations per group for multiplier draws (fewer: NaN with a reason).
 MIN_CELLS = 5
+#: Fewest pairs per vmapped chunk chosen by :func:`auto_chunk`, even above the budget: at
+#: d = 2,000 genes one pair alone exceeds 16 MiB, and chunks of one pair leave the CPU idle
+#: between tiny dispatches.
+MIN_CHUNK = 2
 _BUDGET = {"cpu": 16 << 20}  # bytes of per-chunk intermediates (cache-sized on CPU)
 _BUDGET_DEFAULT = 1 << 30
 _BLOCK_BYTES = 64 << 20  # bytes of doubles sent to the device per block
@@ -127,10 +131,11 @@ def small_groups(screen) -> np.ndarray:
 
 
 def auto_chunk(n_pairs: int, m_d: int, d: int, n_draws: int, itemsize: int) -> int:
-    """Pairs per vmapped chunk whose intermediates fit 16 MiB on CPU (1 GiB elsewhere)."""
+    """Pairs per vmapped chunk whose intermediates fit 16 MiB on CPU (1 GiB elsewhere), and
+    at least :data:`MIN_CHUNK` (or all pairs, if fewer)."""
     per_pair = 3 * itemsize * (n_draws * m_d + 2 * m_d * d + 8 * n_draws * d)
     budget = _BUDGET.get(jax.default_backend(), _BUDGET_DEFAULT)
-    return int(max(1, min(n_pairs, budget // max(per_pair, 1))))
+    return int(min(n_pairs, max(MIN_CHUNK, budget // max(per_pair, 1))))
 
 
 def run_pairs(screen, pair_fn, *, n_draws: int, key, chunk: int | None, options=()):
@@ -161,12 +166,15 @@ def run_pairs(screen, pair_fn, *, n_draws: int, key, chunk: int | None, options=
     step = chunk or n_pairs
     block = round_up(max(1, min(n_pairs, _BLOCK_BYTES // max(1, lay.m_d * d * np.dtype(dtype).itemsize))), step)
     block = min(block, round_up(n_pairs, step))
-    pieces = []
+    pieces = []  # device outputs, copied to the host after the loop: blocks are dispatched back to back
     for lo in range(0, n_pairs, block):
         take = np.minimum(np.arange(lo, lo + block), n_pairs - 1)  # the last block padded by repetition
         xd, _ = screen.padded(lay.d_groups[take], size=lay.m_d)  # only these rows are read (dense or sparse)
         out = _block(jnp.asarray(xd.reshape(block, lay.m_d, -1), dtype), *(jnp.asarray(a[take]) for a in (lay.d_counts, lay.d_groups, lay.slot_i, lay.slot_j)),
                      ctrl, sing, offset, key, pair_fn=pair_fn, n_draws=n_draws,
                      chunk=None if step >= block else step, options=options)
-        pieces.append(jax.tree.map(lambda v, k=min(block, n_pairs - lo): np.array(v)[:k], out))
-    return jax.tree.map(lambda *p: np.concatenate(p), *pieces)
+        pieces.append(out)
+        if len(pieces) > 2:  # at most two blocks of doubles in flight: bounded host memory
+            jax.block_until_ready(pieces[-3])
+    # every block holds `block` pairs (the last padded by repetition): concatenate, then trim
+    return jax.tree.map(lambda *p: np.concatenate([np.asarray(v) for v in p])[:n_pairs], *pieces)

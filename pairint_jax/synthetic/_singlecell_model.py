@@ -125,15 +125,20 @@ def draw_genes(rng, n_genes, *, expression_sd, dispersion, dispersion_sd, nuisan
     return base, theta, loadings
 
 
-def draw_singles(rng, base, n_single, *, programme_size, effect, knockdown):
-    """Targets ``[n]`` (among the better-expressed half of genes) and programmes ``[n, n_genes]``."""
+def draw_singles(rng, base, n_single, *, programme_size, effect, knockdown, disjoint=False):
+    """Targets ``[n]`` (among the better-expressed half of genes) and programmes ``[n, n_genes]``.
+
+    With ``disjoint``, the programmes are consecutive blocks of one random permutation of the
+    non-target genes (no gene in two programmes); otherwise each is drawn independently.
+    """
     n_genes = base.shape[0]
     expressed = np.argsort(-base)[: max(n_single, n_genes // 2)]
     targets = np.sort(rng.choice(expressed, n_single, replace=False))  # names sort like indices
     programmes = np.zeros((n_single, n_genes))
     others = np.setdiff1d(np.arange(n_genes), targets)  # programmes never touch a target
+    blocks = rng.permutation(others)[: n_single * programme_size].reshape(n_single, -1) if disjoint else None
     for i in range(n_single):  # host loop over singles (not pairs): tiny draws
-        genes = rng.choice(others, programme_size, replace=False)
+        genes = blocks[i] if disjoint else rng.choice(others, programme_size, replace=False)
         programmes[i, genes] = _signed_effects(rng, programme_size, effect)
     kd = np.full(n_single, np.log1p(-knockdown))
     return targets, programmes, kd
