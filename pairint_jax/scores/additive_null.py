@@ -38,6 +38,19 @@ and ``p = (1 + #{T* >= T}) / (B + 1)``. Why it is valid:
 * The test is exact for symmetric residual distributions at any ``n`` (flipping signs
   is then a symmetry of the null) and asymptotically valid otherwise; the residual
   centring makes it slightly conservative when ``d`` is comparable to ``n^2``.
+
+**The representation is taken as fixed.** Principal components fitted on the very cells
+being tested are not fixed, and which cells they are fitted on matters
+(``benchmarks/gi_test.py``, additive-only Perturb-seq screens, 1,000 genes, 50 PCs, 50
+cells per group, 16 screens): PCs fitted on *all* cells (as ``scanpy.tl.pca`` does) kept
+the level (rejection rate 0.045 at 0.05), as did PCs fitted on an independent screen
+(0.055), but PCs fitted on the control and the singles only rejected 0.11 of the
+additive pairs. Those PCs follow the sampling noise of the control's and the singles'
+means, which enters every pair's contrast, while the doubles' noise is not selected, so
+the contrast's variance in them is larger than the within-group covariances say. Fit the
+PCs on all cells (or on other cells) before testing in ``X_pca``. The pairs of one screen
+share the control and the singles, so their p-values are positively dependent: the
+number of rejections in one screen varies several times more than a binomial count.
 """
 
 from __future__ import annotations
