@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import platform
 import sys
 import time
@@ -198,8 +199,9 @@ def main(argv=None):
     ap.add_argument("--timing-d", default="50,2000", help="comma-separated feature counts of the timing")
     args = ap.parse_args(argv)
     q, parts = args.quick, set(args.parts.split(","))
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"# gi_test {datetime.date.today()} | {platform.processor() or platform.machine()} | jax {jax.__version__} "
-          f"| {jax.devices()[0].device_kind} | quick={q} | load {' '.join(f'{v:.2f}' for v in __import__('os').getloadavg())}")
+          f"| {jax.devices()[0].device_kind} | quick={q} | load {load}")
     genes, n_pcs = (1000 if q else 2000), 50
     if args.ci:  # the design effect that tests/test_interaction_types.py::test_level_on_additive_pairs assumes
         seeds = range(args.seeds or 30)

@@ -42,9 +42,9 @@ and ``p = (1 + #{T* >= T}) / (B + 1)``. Why it is valid:
 **The representation is taken as fixed.** Principal components fitted on the very cells
 being tested are not fixed, and which cells they are fitted on matters
 (``benchmarks/gi_test.py``, additive-only Perturb-seq screens, 1,000 genes, 50 PCs, 50
-cells per group, 16 screens): PCs fitted on *all* cells (as ``scanpy.tl.pca`` does) kept
-the level (rejection rate 0.045 at 0.05), as did PCs fitted on an independent screen
-(0.055), but PCs fitted on the control and the singles only rejected 0.11 of the
+cells per group, 40 screens): PCs fitted on *all* cells (as ``scanpy.tl.pca`` does) kept
+the level (rejection rate 0.047 at 0.05), as did PCs fitted on an independent screen
+(0.059), but PCs fitted on the control and the singles only rejected 0.114 of the
 additive pairs. Those PCs follow the sampling noise of the control's and the singles'
 means, which enters every pair's contrast, while the doubles' noise is not selected, so
 the contrast's variance in them is larger than the within-group covariances say. Fit the
