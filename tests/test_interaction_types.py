@@ -17,12 +17,20 @@ ALPHA = 0.05
 
 
 def _numpy_huber(y, a, b, keep, se2):
-    """Float64 reference of :func:`huber_fit`: OLS, then two rounds of (MAD scale, IRLS steps)."""
+    """Float64 reference of :func:`huber_fit`: OLS, then two rounds of (MAD scale, IRLS steps),
+    every weighted least-squares solve with the regressors' noise moments subtracted."""
     x = np.stack([a, b], 1)[keep]
     yk = y[keep]
+    s_ij, s_0, s_i, s_j = (s[keep] for s in se2)
 
     def wls(w):
-        return np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T @ yk)
+        xtx, xty = (x * w[:, None]).T @ x, (x * w[:, None]).T @ yk
+        noise_xx = np.array([[w @ (s_i + s_0), w @ s_0], [w @ s_0, w @ (s_j + s_0)]])
+        noise_xy = np.array([w @ s_0, w @ s_0])
+        xtx_c, xty_c = xtx - noise_xx, xty - noise_xy
+        if np.linalg.det(xtx_c) > 0.1 * np.linalg.det(xtx) and np.all(np.diag(xtx_c) > 0):
+            xtx, xty = xtx_c, xty_c
+        return np.linalg.solve(xtx, xty)
 
     c = wls(np.ones(len(yk)))
     for _ in range(2):
@@ -30,7 +38,6 @@ def _numpy_huber(y, a, b, keep, se2):
         for _ in range(_ITERATIONS):
             r = np.abs(yk - x @ c)
             c = wls(np.where(r <= HUBER_K * scale, 1.0, HUBER_K * scale / r))
-    s_ij, s_0, s_i, s_j = (s[keep] for s in se2)
     r = yk - x @ c
     ss_res = max(np.sum(r**2) - np.sum(s_ij + c[0] ** 2 * s_i + c[1] ** 2 * s_j + (c.sum() - 1) ** 2 * s_0), 0.0)
     ss_tot = np.sum(yk**2) - np.sum(s_ij + s_0)
@@ -173,3 +180,45 @@ def test_score_adata_and_cli_write_the_types_table(tmp_path):
     import pandas as pd
 
     assert "type" in pd.read_csv(tmp_path / "o" / "types.csv").columns and "types:" in res.output
+
+
+def _gaussian_pairs_screen(rng, n_cells, d=300, n_single=20, programme=30):
+    """Gaussian cells (sd 1) around exact means: singles are sparse programmes, each double
+    ``c1 delta_a + c2 delta_b`` with known ``(c1, c2)``; returns the screen and {pair: magnitude}."""
+    prog = np.zeros((n_single, d))
+    for s in range(n_single):
+        idx = rng.choice(d, programme, replace=False)
+        prog[s, idx] = rng.choice([-1.0, 1.0], programme) * rng.uniform(0.3, 1.0, programme)
+    coefs = [(1.0, 1.0), (1.6, 1.4), (0.6, 0.5), (1.0, 0.2), (1.3, 1.3)]
+    x, labels, truth = [rng.normal(size=(2 * n_cells, d))], ["ctrl"] * (2 * n_cells), {}
+    for s in range(n_single):
+        x.append(prog[s] + rng.normal(size=(n_cells, d)))
+        labels += [f"g{s}"] * n_cells
+    for s in range(0, n_single, 2):
+        c1, c2 = coefs[(s // 2) % len(coefs)]
+        x.append(c1 * prog[s] + c2 * prog[s + 1] + rng.normal(size=(n_cells, d)))
+        labels += [f"g{s}+g{s + 1}"] * n_cells
+        truth[(f"g{s}", f"g{s + 1}")] = math.hypot(c1, c2)
+    return pj.Screen.from_arrays(np.concatenate(x).astype(np.float32), np.array(labels)), truth
+
+
+def test_magnitude_is_unbiased_and_its_interval_covers_the_truth():
+    """With 50 cells the noise of the singles' means attenuates a plain least-squares fit
+    (errors in variables): without the moment correction the magnitude here came out
+    -0.147 +- 0.016 off and the percentile interval covered the true magnitude for 5 of the
+    30 pairs. The corrected fit is unbiased within 0.05 (measured +0.010 +- 0.018), and its
+    95% interval covers the truth for at least 18 of the 30 pairs (measured 21; it still
+    undercovers, 0.70-0.87 in our runs). Seeds are fixed; with a fresh seed and a true
+    coverage of 0.75 the count falls below 18 with probability 0.02."""
+    rng = np.random.default_rng(7)
+    errors, covered = [], []
+    for rep in range(3):
+        screen, truth = _gaussian_pairs_screen(rng, 50)
+        df = pj.interaction_types(screen, n_permutations=200, n_bootstrap=200, key=rep)
+        for r in df.itertuples():
+            true_mag = truth[(r.a, r.b)]
+            errors.append(r.magnitude - true_mag)
+            covered.append(r.magnitude_lo <= true_mag <= r.magnitude_hi)
+    assert len(errors) == 30
+    assert abs(np.mean(errors)) < 0.05, np.mean(errors)
+    assert np.mean(covered) >= 0.6, np.mean(covered)

@@ -9,7 +9,12 @@ gene or principal component), each pair fits, across features and without interc
 by a Huber M-estimate (iteratively reweighted least squares, ``k = 1.345`` robust
 standard deviations, the scale the MAD of the residuals, re-estimated once halfway), so
 that a few outlying features (a knocked-down target, a gene of a new programme) do not
-drag the coefficients. Only the features that move are fitted: those where the double
+drag the coefficients. The regressors are themselves noisy means, which would bias a
+plain fit towards 0 (errors in variables: with 50 cells per group the magnitude came out
+about 0.15 low); every weighted solve subtracts their known noise moments (the
+per-feature squared standard errors of the four means) from the normal equations
+(moment-corrected least squares), and falls back to the plain solve where the corrected
+matrix is not clearly positive definite. Only the features that move are fitted: those where the double
 or a single differs from the control by more than ``z_select`` (default 3) standard
 errors. In 2,000 genes most genes do not move, and their noise (shared through the
 control mean) would pull every coefficient towards 0.5. From ``(c1, c2)``:
@@ -39,6 +44,9 @@ control mean) would pull every coefficient towards 0.5. From ``(c1, c2)``:
 **Intervals**: ``magnitude`` and ``model_fit`` are refitted on ``n_bootstrap`` draws of
 the four group means (the same sign-flip draws as the test: group ``g``'s mean plus
 ``u_b / n_g``, covariance ``S_g / n_g``), and ``*_lo``/``*_hi`` are their percentiles.
+They are approximate: on Gaussian screens with exact ``(c1, c2)`` the 95% magnitude
+interval covered the truth for 70-87% of the pairs (50 and 200 cells). ``model_fit`` is
+bounded by 1, so its interval rarely reaches 1 even for a perfectly fitting pair.
 """
 
 from __future__ import annotations
@@ -61,10 +69,22 @@ HUBER_K = 1.345
 _ITERATIONS = 12  # IRLS steps on each of the two scales
 
 
-def _solve2(x, w, y):
-    """Weighted least squares of ``y`` ``[d]`` on the two columns of ``x`` ``[d, 2]``."""
+def _solve2(x, w, y, noise):
+    """Weighted least squares of ``y`` ``[d]`` on the two columns of ``x`` ``[d, 2]``, corrected
+    for the noise of the regressors: ``noise = (m [d, 2, 2], v [d, 2])``, the per-feature
+    covariance of the regressors' noise and its covariance with ``y``'s noise, subtracted
+    from the normal equations (moment-corrected least squares). If the corrected matrix is
+    not clearly positive definite (determinant below a tenth of the uncorrected one, or a
+    non-positive diagonal), the uncorrected equations are solved instead."""
     xw = x * w[:, None]
     a, b = xw.T @ x, xw.T @ y
+    m, v = noise
+    a_c = a - jnp.einsum("d,dij->ij", w, m)
+    b_c = b - w @ v
+    det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+    det_c = a_c[0, 0] * a_c[1, 1] - a_c[0, 1] * a_c[1, 0]
+    ok = (det_c > 0.1 * det) & (a_c[0, 0] > 0) & (a_c[1, 1] > 0)
+    a, b = jnp.where(ok, a_c, a), jnp.where(ok, b_c, b)
     ridge = 1e-12 * (jnp.trace(a) + jnp.finfo(y.dtype).tiny)
     a = a + ridge * jnp.eye(2, dtype=y.dtype)
     det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
@@ -93,17 +113,21 @@ def huber_fit(y, a, b, keep, se2):
     """
     x = jnp.stack([a, b], axis=1)
     w0 = keep.astype(y.dtype)
-    c = _solve2(x, w0, y)
+    s_ij, s_0, s_i, s_j = se2
+    # every shift is a mean minus the control mean: the regressors' noise covariance is
+    # [[s_i + s_0, s_0], [s_0, s_j + s_0]] and each regressor's noise covaries with y's by s_0
+    noise = (jnp.stack([jnp.stack([s_i + s_0, s_0], -1), jnp.stack([s_0, s_j + s_0], -1)], -2),
+             jnp.stack([s_0, s_0], -1))
+    c = _solve2(x, w0, y, noise)
 
     def step(c, scale):
         r = jnp.abs(y - x @ c)
         w = jnp.where(r <= HUBER_K * scale, 1.0, HUBER_K * scale / jnp.maximum(r, jnp.finfo(y.dtype).tiny))
-        return _solve2(x, w0 * w, y)
+        return _solve2(x, w0 * w, y, noise)
 
     for _ in range(2):  # the scale from the current residuals, then IRLS steps at that scale
         scale = _mad_scale(y - x @ c, keep)
         c = jax.lax.fori_loop(0, _ITERATIONS, lambda _, c, s=scale: step(c, s), c)
-    s_ij, s_0, s_i, s_j = se2
     r = y - x @ c
     ss_res = jnp.sum(w0 * r * r) - jnp.sum(w0 * (s_ij + c[0] ** 2 * s_i + c[1] ** 2 * s_j + (c[0] + c[1] - 1) ** 2 * s_0))
     ss_tot = jnp.sum(w0 * y * y) - jnp.sum(w0 * (s_ij + s_0))  # uncentred: the model has no intercept
