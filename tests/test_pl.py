@@ -243,3 +243,19 @@ def test_figures_are_not_registered_with_pyplot():
             pj.pl.heatmap(_small())
             pj.pl.ranked(_small())
     assert len(plt.get_fignums()) == before
+
+
+def test_observed_vs_expected_on_a_sparse_screen_equals_dense():
+    """A sparse screen (what an h5ad with sparse X gives) is never densified and plots the same
+    points as the dense one (it used to raise in ``group_means``, and so did the score report)."""
+    import scipy.sparse
+
+    dense = _effects_screen()
+    x = np.asarray(dense.x)
+    labels = np.asarray(dense.conditions)[dense.group_ids]
+    sparse = pj.Screen.from_arrays(scipy.sparse.csr_matrix(x), labels)
+    assert sparse.is_sparse
+    np.testing.assert_allclose(pj.pl.group_means(sparse), pj.pl.group_means(dense), rtol=1e-12)
+    got = pj.pl.observed_vs_expected(sparse).axes[0].collections[0].get_offsets()
+    want = pj.pl.observed_vs_expected(dense).axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -24,22 +24,11 @@ __all__ = ["observed_vs_expected", "group_means"]
 def group_means(screen) -> np.ndarray:
     """``[G, d]`` float64 mean observation of every condition of ``screen`` (flattened features).
 
-    Works for dense and ``scipy.sparse`` observations: one sparse indicator product, never
-    a copy of ``x`` per group.
+    :meth:`Screen.group_means <pairint_jax.Screen.group_means>` flattened: dense and sparse
+    screens alike (a sparse screen is summed group by group, never densified).
     """
-    from scipy import sparse
-
     screen = as_screen(screen, caller="group_means")
-    x = screen.x
-    n = x.shape[0]
-    if not sparse.issparse(x):
-        x = np.asarray(x).reshape(n, -1)
-    gid = np.asarray(screen.group_ids)
-    counts = np.asarray(screen.counts, dtype=np.float64)
-    ind = sparse.csr_matrix((np.ones(n), (gid, np.arange(n))), shape=(len(counts), n))
-    sums = ind @ x
-    sums = sums.toarray() if sparse.issparse(sums) else np.asarray(sums)
-    return sums.astype(np.float64) / counts[:, None]
+    return screen.group_means().reshape(screen.n_groups, -1)
 
 
 def _direction(direction, single_shifts: np.ndarray):
