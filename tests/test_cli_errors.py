@@ -48,6 +48,13 @@ def files(tmp_path_factory):
     return d
 
 
+def test_a_wrong_groupby_names_the_file_and_the_columns(files, tmp_path):
+    res = run(["score", files / "good.h5ad", "--groupby", "nope", "--out", tmp_path / "out"])
+    assert res.exit_code == 1
+    line = res.output.strip().splitlines()[-1]
+    assert "good.h5ad" in line and "'nope'" in line and "['perturbation']" in line, line
+
+
 @pytest.fixture
 def campaign(tmp_path):
     folder = tmp_path / "camp"

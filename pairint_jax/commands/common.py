@@ -253,7 +253,8 @@ def _raised_by_pairint(err: BaseException) -> bool:
 def _screen_file_error(path, err: BaseException) -> str:
     """The one-line message for a screen file that could not be read."""
     if _raised_by_pairint(err) and isinstance(err, (ValueError, TypeError, OSError)):
-        return describe_error(err)
+        message = describe_error(err)
+        return message if str(path) in message else f"{path}: {message}"
     suffix = str(path).lower().rsplit(".", 1)[-1]
     fix = _SCREEN_FIXES.get(suffix, "is it a .h5ad, .npz or .parquet screen file?")
     if isinstance(err, EOFError) or (isinstance(err, OSError) and "signature" in str(err)):
