@@ -271,7 +271,8 @@ def read_screen(
     Raises:
       FileNotFoundError: the file does not exist.
       ValueError: unknown suffix, missing columns/arrays, object arrays in ``.npz``,
-        ``use_rep``/``layer`` for a file other than ``.h5ad``, a ``.parquet`` feature
+        ``use_rep``/``layer`` for a file other than ``.h5ad``, a ``groupby`` other than the
+        default for an ``.npz`` (its labels are an array, not a column), a ``.parquet`` feature
         column holding text (the message names the column), a ragged list column
         (naming the column and row), or any validation error of :meth:`Screen.from_arrays`.
       TypeError: ``features`` neither a column name nor a list of them; the former
@@ -309,6 +310,9 @@ def read_screen_and_provenance(path, *, groupby="perturbation", use_rep=None, la
     if use_rep is not None or layer is not None:
         raise ValueError(f"use_rep= and layer= apply to .h5ad files only, not to {path!r}.")
     if suffix == "npz":
+        if groupby != "perturbation":
+            raise ValueError(f"groupby= applies to .h5ad and .parquet files; the labels of an .npz screen ({path!r}) "
+                             f"are its array {labels_key!r} (labels_key=), so groupby={groupby!r} would be ignored.")
         x, labels = _read_npz(path, x_key, labels_key)
         name = x_key
     elif suffix == "parquet":

@@ -296,3 +296,11 @@ def test_the_pairint_program_prints_one_line_or_the_traceback_with_debug(files):
     debug = subprocess.run(exe + ["--debug", "info", str(files / "truncated.npz")], capture_output=True, text=True,
                            timeout=120)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "BadZipFile" in debug.stderr
+
+
+def test_groupby_on_an_npz_is_an_error_not_ignored(files, tmp_path):
+    """An .npz screen's labels are its 'labels' array; a --groupby for it used to be ignored silently."""
+    res = run(["score", files / "good.npz", "--groupby", "guide", "--out", tmp_path / "out"])
+    assert res.exit_code == 1
+    line = res.output.strip().splitlines()[-1]
+    assert "good.npz" in line and "groupby" in line and "'labels'" in line, line
