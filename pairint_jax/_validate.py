@@ -25,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "ceil_div",
+    "listing",
     "round_up",
     "positive_int",
     "nonnegative_int",
@@ -343,6 +344,18 @@ def as_anndata(value, *, caller: str, name: str = "adata"):
         )
     shape = f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""
     raise TypeError(f"{caller} expects an AnnData as {name}, got {type(value).__name__}{shape}; {how}.")
+
+
+def listing(items: Sequence, *, shown: int = 5) -> str:
+    """The first ``shown`` items as reprs, then how many more: for error messages.
+
+    Example:
+      >>> listing(["a", "b", "c"], shown=2)
+      "'a', 'b' and 1 more"
+    """
+    items = list(items)
+    head = ", ".join(repr(s) for s in items[:shown])
+    return head + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def _short(value) -> str:

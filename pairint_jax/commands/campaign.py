@@ -9,6 +9,7 @@ import pathlib
 
 import click
 
+from pairint_jax._validate import listing
 from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, screen_options, select_device
 
 __all__ = ["COMMANDS"]
@@ -128,16 +129,12 @@ def _names_and_features(perturbations, features_csv, from_screen, read):
         raise click.ClickException(
             f"--perturbations and --from-screen {from_screen} disagree: "
             + "; ".join(part for part in (
-                f"{len(extra)} name(s) not in the screen: {_listing(extra)}" if extra else "",
-                f"{len(absent)} perturbation(s) of the screen not listed: {_listing(absent)}" if absent else "") if part)
+                f"{len(extra)} name(s) not in the screen: {listing(extra)}" if extra else "",
+                f"{len(absent)} perturbation(s) of the screen not listed: {listing(absent)}" if absent else "") if part)
             + ". Leave out --perturbations to use the screen's, or list exactly its perturbations."
         )
     row = {name: t for t, name in enumerate(screen_names)}
     return names, values[[row[name] for name in names]]
-
-
-def _listing(items: list[str]) -> str:
-    return ", ".join(repr(s) for s in items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
 def _describe_features(features) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pairint_jax._validate import name_list
+from pairint_jax._validate import listing, name_list
 
 __all__ = ["FeaturesFileError", "NAME_COLUMNS", "read_features", "read_features_frame", "write_features"]
 
@@ -37,11 +37,6 @@ MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "n/a", "null", "NULL", "None
 
 class FeaturesFileError(ValueError):
     """A features CSV that cannot be used: the message names the file and the fix."""
-
-
-def _listing(items: list[str]) -> str:
-    head = ", ".join(repr(s) for s in items[:5])
-    return head + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
 def read_features_frame(path, names: Sequence[str]) -> pd.DataFrame:
@@ -103,13 +98,13 @@ def _check_rows(where: str, name_col: str, rows: list[str], wanted: list[str]) -
     if unknown:
         raise FeaturesFileError(
             f"{where}: {len(unknown)} name(s) in column {name_col!r} are not perturbations of the campaign: "
-            f"{_listing(unknown)}; remove those rows or check the spelling."
+            f"{listing(unknown)}; remove those rows or check the spelling."
         )
     have = set(rows)
     missing = [n for n in wanted if n not in have]
     if missing:
         raise FeaturesFileError(
-            f"{where}: {len(missing)} perturbation(s) of the campaign have no row: {_listing(missing)}; add a row "
+            f"{where}: {len(missing)} perturbation(s) of the campaign have no row: {listing(missing)}; add a row "
             "for each (leave its cells empty if unmeasured)."
         )
 
@@ -152,7 +147,7 @@ def write_features(features, names: Sequence[str], path, *, columns: Sequence[st
     if isinstance(features, pd.DataFrame):
         absent = [n for n in wanted if n not in set(map(str, features.index))]
         if absent:
-            raise ValueError(f"features has no row for {len(absent)} of the names: {_listing(absent)}.")
+            raise ValueError(f"features has no row for {len(absent)} of the names: {listing(absent)}.")
         frame = features.set_axis([str(i).strip() for i in features.index], axis=0)
         columns, values = [str(c) for c in frame.columns], frame.loc[wanted].to_numpy(np.float64)
     else:
