@@ -69,18 +69,21 @@ HUBER_K = 1.345
 _ITERATIONS = 12  # IRLS steps on each of the two scales
 
 
-def _solve2(x, w, y, noise):
+def _solve2(x, w, y, se2):
     """Weighted least squares of ``y`` ``[d]`` on the two columns of ``x`` ``[d, 2]``, corrected
-    for the noise of the regressors: ``noise = (m [d, 2, 2], v [d, 2])``, the per-feature
-    covariance of the regressors' noise and its covariance with ``y``'s noise, subtracted
-    from the normal equations (moment-corrected least squares). If the corrected matrix is
-    not clearly positive definite (determinant below a tenth of the uncorrected one, or a
-    non-positive diagonal), the uncorrected equations are solved instead."""
+    for the noise of the regressors (moment-corrected least squares). Every column and ``y``
+    is a group mean minus the control mean, so with the squared standard errors
+    ``se2 = (ij, 0, i, j)`` the regressors' noise covariance is ``[[s_i + s_0, s_0], [s_0,
+    s_j + s_0]]`` per feature and each covaries with ``y``'s noise by ``s_0``; their weighted
+    sums are subtracted from the normal equations. If the corrected matrix is not clearly
+    positive definite (determinant below a tenth of the plain one, or a non-positive
+    diagonal), the plain equations are solved instead."""
+    _, s_0, s_i, s_j = se2
     xw = x * w[:, None]
     a, b = xw.T @ x, xw.T @ y
-    m, v = noise
-    a_c = a - jnp.einsum("d,dij->ij", w, m)
-    b_c = b - w @ v
+    n_0, n_i, n_j = w @ s_0, w @ s_i, w @ s_j
+    a_c = a - jnp.stack([jnp.stack([n_i + n_0, n_0]), jnp.stack([n_0, n_j + n_0])])
+    b_c = b - jnp.stack([n_0, n_0])
     det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
     det_c = a_c[0, 0] * a_c[1, 1] - a_c[0, 1] * a_c[1, 0]
     ok = (det_c > 0.1 * det) & (a_c[0, 0] > 0) & (a_c[1, 1] > 0)
@@ -114,16 +117,12 @@ def huber_fit(y, a, b, keep, se2):
     x = jnp.stack([a, b], axis=1)
     w0 = keep.astype(y.dtype)
     s_ij, s_0, s_i, s_j = se2
-    # every shift is a mean minus the control mean: the regressors' noise covariance is
-    # [[s_i + s_0, s_0], [s_0, s_j + s_0]] and each regressor's noise covaries with y's by s_0
-    noise = (jnp.stack([jnp.stack([s_i + s_0, s_0], -1), jnp.stack([s_0, s_j + s_0], -1)], -2),
-             jnp.stack([s_0, s_0], -1))
-    c = _solve2(x, w0, y, noise)
+    c = _solve2(x, w0, y, se2)
 
     def step(c, scale):
         r = jnp.abs(y - x @ c)
         w = jnp.where(r <= HUBER_K * scale, 1.0, HUBER_K * scale / jnp.maximum(r, jnp.finfo(y.dtype).tiny))
-        return _solve2(x, w0 * w, y, noise)
+        return _solve2(x, w0 * w, y, se2)
 
     for _ in range(2):  # the scale from the current residuals, then IRLS steps at that scale
         scale = _mad_scale(y - x @ c, keep)
