@@ -9,7 +9,10 @@ Protocol (DIGEST section 4, issue 12): every policy (IDS, UCB, TS, US, greedy, h
 ``rounds`` rounds of ``batch`` pairs for ``seeds`` seeds; the first round is random; each
 round refits the library's default posterior (``LowRankModel``: rank 5, main effects, shared
 factor prior with floor ``factor_scale_min = 0.5``; ``steps`` SVI steps, ``K`` samples) to the
-revealed scores. Full: 50 rounds x batch 10, 10 seeds, 5,000 steps, K = 1,000.
+revealed scores, with ``simulate_many``'s default ``link="auto"``: ``"abs"`` on the matrices that
+are never negative (Norman, SLKB |SL|, Big Papi, synthetic (a)), ``"identity"`` on those with
+negative entries (the unbiased disjointedness of SLKB and synthetic (b)); ``--link`` overrides it.
+Full: 50 rounds x batch 10, 10 seeds, 5,000 steps, K = 1,000.
 ``--features on|off|both`` runs each policy with the matrix's per-perturbation features
 (``features=`` of :func:`pj.simulate_many`: the prior of the main effects and the prior mean of
 ``hub``), without them, or both.
@@ -34,7 +37,8 @@ their features (z-scored columns; NaN = missing, imputed by the library):
 Metrics per round (mean [min, max] over seeds): the fraction of the true top-5% pairs found,
 checked against a NumPy recount of the chosen pairs before anything is reported. ``--timing``
 adds one round (fit + K samples + IDS batch of 10) at n = 50, 444 and 1,000 with the default
-model and with the model before issue 12 (``LowRankModel(main_effects=False, factor_prior="unit")``),
+model (its link resolved from the timing matrix, ``W W^T >= 0``: ``"abs"``) and with the model
+before issue 12 (``LowRankModel(main_effects=False, factor_prior="unit")``, identity link),
 measured in the same run.
 """
 
@@ -57,11 +61,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import jax  # noqa: E402
 
 import pairint_jax as pj  # noqa: E402
+from pairint_jax.discovery.links import resolve_link  # noqa: E402
 
 POLICIES = ("ids", "ucb", "ts", "us", "greedy", "hub", "random")
 MATRICES = ("norman", "slkb-abs-sl", "slkb-disj", "bigpapi", "syn-a", "syn-b")
 REPORT_ROUNDS = (10, 25, 50)
-OLD_MODEL = dict(main_effects=False, factor_prior="unit")
+OLD_MODEL = dict(main_effects=False, factor_prior="unit", link="identity")
 
 
 def shared_data() -> pathlib.Path | None:
@@ -210,6 +215,7 @@ def run_matrix(name: str, args, corum, policies, feature_modes):
             reward, policies, rounds=n_rounds, batch=args.batch, seeds=args.seeds,
             key=jax.random.key(args.seed), known=known.get("CORUM"), steps=args.steps,
             num_samples=args.num_samples, progress=args.progress, features=feats if mode == "on" else None,
+            link=args.link,
         )
         walls[mode] = time.perf_counter() - t0
         for pol, r in res.items():
@@ -263,6 +269,7 @@ def time_round(n: int, n_obs: int, model_kw: dict, *, steps: int, k: int, reps: 
     r = w @ w.T
     iu = np.stack(np.triu_indices(n, 1), 1)
     pairs = iu[rng.choice(len(iu), n_obs, replace=False)]
+    model_kw = {"link": resolve_link("auto", r[np.triu_indices(n, 1)]), **model_kw}  # as simulate's default does
     model = post.LowRankModel(n=n, rank=5, steps=steps, num_samples=k, **model_kw)
     obs = post.Observations.from_pairs(pairs, r[pairs[:, 0], pairs[:, 1]], capacity=bucket(n_obs))
     rem = np.triu(np.ones((n, n), bool), 1)
@@ -293,8 +300,9 @@ def timing(args) -> list[str]:
         nf, ns = time_round(n, n_obs, {}, steps=steps, k=k, reps=reps)
         lines.append(f"| {n} | {n_obs} | {steps} | {k} | {of:.2f} / {os_:.3f} | {nf:.2f} / {ns:.3f} | {ns / os_:.2f}x |")
         print(lines[-1], flush=True)
-    lines += ["", "Old model: `LowRankModel(main_effects=False, factor_prior=\"unit\")`; default: `LowRankModel()` "
-              "(main effects, shared factor prior floored at 0.5). Steady: median of the calls after the first.", ""]
+    lines += ["", "Old model: `LowRankModel(main_effects=False, factor_prior=\"unit\")`; default: `LowRankModel(link=\"abs\")` "
+              "(main effects, shared factor prior floored at 0.5, the link `\"auto\"` picks for W W^T). "
+              "Steady: median of the calls after the first.", ""]
     return lines
 
 
@@ -310,6 +318,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--num-samples", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--link", choices=("auto", "identity", "abs", "softplus"), default="auto",
+                    help="the posterior's link (default auto: abs for a matrix that is never negative)")
     ap.add_argument("--timing", action="store_true", help="also time one round, default vs old model")
     ap.add_argument("--timing-only", action="store_true", help="only the timing section")
     ap.add_argument("--timing-max-n", type=int, default=1000, help="skip timing sizes above this n")

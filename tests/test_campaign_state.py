@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import pairint_jax as pj
 from pairint_jax import _validate as V
 from pairint_jax.cli import main
-from pairint_jax.discovery import acquisition, campaign_schema, posterior
+from pairint_jax.discovery import acquisition, campaign_schema, links, posterior
 from pairint_jax.discovery.campaign import Campaign
 from pairint_jax.discovery.campaign_store import dump as _dump
 from pairint_jax.discovery.campaign_schema import CampaignStateError, validate_state
@@ -236,7 +236,7 @@ def test_a_state_is_checked_before_it_is_saved(base):
 
 def test_the_schema_mirrors_the_constants_of_the_jax_modules():
     assert campaign_schema.SEED_LIMIT == V.SEED_LIMIT
-    assert campaign_schema.LINKS == posterior.LINKS
+    assert campaign_schema.LINK_CHOICES == links.LINK_CHOICES
     assert campaign_schema.MODEL_FIELDS == tuple(f.name for f in dataclasses.fields(posterior.LowRankModel) if f.name != "n")
     assert {k: set(v) for k, v in campaign_schema.POLICY_OPTIONS.items()} == {
         k: set(v) for k, v in acquisition.POLICY_OPTIONS.items()}

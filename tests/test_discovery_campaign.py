@@ -195,7 +195,7 @@ def test_large_campaigns_use_the_tiled_ids_with_the_same_batch(tmp_path, monkeyp
 
     # the in-memory IDS on the same fit and samples
     ix = {p: i for i, p in enumerate(NAMES)}
-    model = post.LowRankModel(n=12, rank=2, steps=150, num_samples=64)
+    model = post.LowRankModel(n=12, rank=2, steps=150, num_samples=64, link="abs")  # link="auto", scores >= 0
     obs = state["observations"]
     buf = post.Observations.from_pairs(np.array([[ix[o["a"]], ix[o["b"]]] for o in obs]),
                                        np.array([o["score"] for o in obs]), capacity=camp.bucket(len(obs)))

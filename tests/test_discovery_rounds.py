@@ -34,7 +34,7 @@ def test_simulate_is_scan_of_step(policy, with_features):
     key = jax.random.key(7)
     res = S.simulate(r, policy, rounds=n_rounds, batch=batch, seeds=1, key=key, observed=observed, features=feats,
                      **SMALL)
-    model = post.LowRankModel(n=n, rank=2, steps=60, num_samples=32)
+    model = post.LowRankModel(n=n, rank=2, steps=60, num_samples=32, link="abs")  # "auto": W W^T is never negative
     k_init, k_rounds = jax.random.split(jax.random.fold_in(key, 0))
     cap = len(observed) + n_rounds * batch
     obs = post.Observations.from_pairs(observed, r[observed[:, 0], observed[:, 1]], capacity=cap)
@@ -54,7 +54,8 @@ def _campaign_reference(folder, names, policy, seed, batch, features=None):
     obs = state["observations"]
     pairs = np.sort(np.array([[ix[o["a"]], ix[o["b"]]] for o in obs]).reshape(-1, 2), axis=1)
     buf = post.Observations.from_pairs(pairs, [o["score"] for o in obs], capacity=campaign_round.bucket(len(obs)))
-    model = post.LowRankModel(n=len(names), rank=2, steps=60, num_samples=32)
+    link = "abs" if all(o["score"] >= 0 for o in obs) else "identity"  # the campaign's link="auto"
+    model = post.LowRankModel(n=len(names), rank=2, steps=60, num_samples=32, link=link)
     rs = rounds.init(jax.random.fold_in(jax.random.key(seed), 0), model, buf.capacity, observations=buf, features=features)
     rnd = state["rng"]["round"] + 1
     _, info = rounds.step_jit(jax.random.fold_in(jax.random.key(seed), rnd), rs, buf, model=model, policy=policy,
@@ -107,7 +108,10 @@ def test_old_state_layout_and_missing_keys_load(tmp_path):
         del state["settings"][key]
     file.write_text(json.dumps(state))
     model = campaign_round.model_from_settings(state["settings"], 8)
-    assert (model.rank, model.steps, model.num_samples, model.link, model.offset) == (2, 60, 32, "identity", True)
+    assert (model.rank, model.steps, model.num_samples, model.link, model.offset) == (2, 60, 32, "abs", True)
+    state["settings"]["link"] = "identity"  # files written before link="auto" store the link itself
+    model = campaign_round.model_from_settings(state["settings"], 8, [1.0])
+    assert (model.link, model.elbo) == ("identity", "analytic")
     c = Campaign.open(tmp_path / "c")
     first = c.propose()
     c.observe(first, [1.0, 2.0])
@@ -133,3 +137,26 @@ def test_features_are_stored_and_resume_holds(tmp_path):
     assert stored[3][1] is None and stored[0] == pytest.approx(feats[0].tolist(), rel=1e-6)
     with pytest.raises(ValueError, match=r"features must be \[n, f\]"):
         Campaign.create(tmp_path / "bad", names, features=np.zeros((9, 2)))
+
+
+def test_auto_link_follows_the_scores(tmp_path):
+    """``link="auto"``: a simulation fits "abs" on a matrix that is never negative and "identity"
+    on one with negative entries; a campaign stores "auto" and re-resolves it every round, so a
+    negative score switches it to "identity" (and a resumed campaign proposes what one step does)."""
+    r = truth()
+    kw = dict(rounds=1, batch=2, seeds=1, **SMALL)
+    assert S.simulate(r, "greedy", **kw).settings["link"] == "abs"
+    assert S.simulate(r - r.mean(), "greedy", **kw).settings["link"] == "identity"
+    assert S.simulate(r, "greedy", link="identity", **kw).settings["link"] == "identity"
+
+    names = [f"G{i}" for i in range(10)]
+    c = Campaign.create(tmp_path / "c", names, batch=3, seed=3, **SMALL)
+    settings = json.loads((tmp_path / "c" / "campaign.json").read_text())["settings"]
+    assert (settings["link"], settings["elbo"]) == ("auto", None)
+    first = c.propose()
+    c.observe(first, [0.5, -0.25, 1.0])
+    model = campaign_round.model_from_settings(settings, 10, [0.5, -0.25, 1.0])
+    assert (model.link, model.elbo) == ("identity", "analytic")
+    assert campaign_round.model_from_settings(settings, 10, [0.5, 1.0]).link == "abs"
+    want = _campaign_reference(tmp_path / "c", names, "ids", 3, 3)
+    assert Campaign.open(tmp_path / "c").propose() == want

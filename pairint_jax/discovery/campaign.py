@@ -119,7 +119,7 @@ class Campaign:
         num_samples: int = 1000,
         lr: float = 0.01,
         sigma_scale: float = 1.0,
-        link: str = "identity",
+        link: str = "auto",
         offset: bool = True,
         standardize: bool = True,
         nonnegative: bool = False,
@@ -135,8 +135,12 @@ class Campaign:
           policy: a name of :mod:`~pairint_jax.discovery.policies`: ``"ids" | "ts" | "ucb" |
             "us" | "greedy" | "hub" | "random"``.
           seed: integer seed in ``[0, 2**32)``; round ``r`` uses ``fold_in(key(seed), r)``.
-          rank, steps, num_samples, lr, sigma_scale, link, offset, standardize, nonnegative: the posterior
+          rank, steps, num_samples, lr, sigma_scale, offset, standardize, nonnegative: the posterior
             (see :class:`~pairint_jax.discovery.posterior.LowRankModel`).
+          link: ``"auto"`` (default), ``"identity"``, ``"abs"`` or ``"softplus"``. ``"auto"`` is
+            stored as such and resolved every round from the scores observed so far: ``"abs"``
+            (the score is a magnitude) while none is negative, ``"identity"`` from the first
+            negative score on (:func:`~pairint_jax.discovery.links.resolve_link`).
           policy_options: e.g. ``{"lam": 2.0}`` for IDS, ``{"beta": 1.0}`` for UCB.
           features: optional ``[n, f]`` per-perturbation features (rows in the order of
             ``perturbations``; NaN = missing), stored in the state: the prior mean of
@@ -154,6 +158,7 @@ class Campaign:
         """
         from pairint_jax import _validate as V
         from pairint_jax.discovery.campaign_round import features_json
+        from pairint_jax.discovery.links import resolve_link
         from pairint_jax.discovery.policies import check_policy, get_policy
         from pairint_jax.discovery.posterior import LowRankModel
         from pairint_jax.discovery.rounds import as_features
@@ -172,12 +177,14 @@ class Campaign:
         if not get_policy(policy).jittable:
             raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
         policy = get_policy(policy).name  # "uniform" is stored as "random"
-        model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples, link=link, offset=offset,
-                             standardize=standardize, nonnegative=nonnegative)
+        model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples,
+                             link=resolve_link(link, ()), offset=offset, standardize=standardize, nonnegative=nonnegative)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")
         fields = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dataclasses.asdict(model).items() if k != "n"}
+        if link == "auto":  # resolved every round (campaign_round.model_from_settings), the ELBO with it
+            fields.update(link="auto", elbo=None)
         settings = dict(batch=int(batch), policy=policy, policy_options=opts, lr=float(lr),
                         sigma_scale=float(sigma_scale), seed=int(seed), **fields)
         state = {

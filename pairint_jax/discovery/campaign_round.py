@@ -27,6 +27,7 @@ import numpy as np
 from pairint_jax.discovery import posterior as post
 from pairint_jax.discovery import rounds
 from pairint_jax.discovery.campaign_store import pending
+from pairint_jax.discovery.links import resolve_link
 from pairint_jax.discovery.policies import check_policy, get_policy
 
 __all__ = ["TILED_MIN_N", "bucket", "compute_proposal", "features_json", "load_features", "model_from_settings",
@@ -45,12 +46,17 @@ def bucket(k: int) -> int:
     return max(64, 1 << max(0, (k - 1).bit_length()))
 
 
-def model_from_settings(settings: dict, n: int) -> post.LowRankModel:
+def model_from_settings(settings: dict, n: int, scores=()) -> post.LowRankModel:
     """The :class:`~pairint_jax.discovery.posterior.LowRankModel` of stored settings (missing fields: defaults,
-    but a file written before ``factor_scale_min`` existed resumes unbounded, 0.0, as it was created)."""
+    but a file written before ``factor_scale_min`` existed resumes unbounded, 0.0, as it was created).
+
+    ``link = "auto"`` is resolved from ``scores``, the observed scores of the round
+    (:func:`~pairint_jax.discovery.links.resolve_link`: ``"abs"`` while none is negative), and an
+    ``elbo`` stored as null is then picked for that link, so a resumed campaign fits the same model."""
     fields = {f.name for f in dataclasses.fields(post.LowRankModel)} - {"n"}
     stored = {k: v for k, v in settings.items() if k in fields}
     stored.setdefault("factor_scale_min", 0.0)
+    stored["link"] = resolve_link(stored.get("link", "identity"), scores)
     return post.LowRankModel(n=n, **stored)
 
 
@@ -123,7 +129,7 @@ def compute_proposal(state: dict, *, progress: bool):
     left = n * (n - 1) // 2 - len(observed) - len(in_flight)
     if left <= 0:
         raise _nothing_left(state)
-    model = model_from_settings(s, n)
+    model = model_from_settings(s, n, [o["score"] for o in obs])
     rs, buf = _round_state(state, model, policy, observed, [o["score"] for o in obs], in_flight)
     rnd = int(state["rng"]["round"]) + 1
     fits = bool(obs) and get_policy(policy).needs_posterior

@@ -54,8 +54,8 @@ SEED_LIMIT = 2**32
 #: Options each policy accepts (the keys of ``acquisition.POLICY_OPTIONS``).
 POLICY_OPTIONS = {"ids": ("lam", "reestimate", "chunk_size"), "ts": (), "ucb": ("beta", "chunk_size"),
                   "us": ("chunk_size",), "greedy": ("chunk_size",), "hub": (), "random": ()}
-#: ``posterior.LINKS``.
-LINKS = ("identity", "abs", "softplus")
+#: ``links.LINK_CHOICES``: the links, or ``"auto"`` (resolved from the observed scores every round).
+LINK_CHOICES = ("identity", "abs", "softplus", "auto")
 #: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
             "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min", "seed")
@@ -176,8 +176,8 @@ def _settings(s) -> dict:
     _policy_options(s["policy_options"], s["policy"])
     for name in ("lr", "sigma_scale"):
         _number(f"settings.{name}", s[name], positive=True)
-    if s["link"] not in LINKS:
-        raise _Bad("settings.link", f"must be one of {', '.join(map(repr, LINKS))}, got {_short(s['link'])}")
+    if s["link"] not in LINK_CHOICES:
+        raise _Bad("settings.link", f"must be one of {', '.join(map(repr, LINK_CHOICES))}, got {_short(s['link'])}")
     for name in ("offset", "standardize", "nonnegative", "main_effects"):
         if name in s and not isinstance(s[name], bool):
             raise _Bad(f"settings.{name}", f"must be true or false, got {_short(s[name])}")

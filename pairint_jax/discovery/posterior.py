@@ -18,14 +18,17 @@ maximise the same ELBO). Main effects carry the "hub" structure of real maps (ge
 interact with many partners), which a mean-field fit of the factors alone shrinks to
 nothing when few pairs are observed.
 
-``g`` is the *link*: ``"identity"`` (the digest's model, the default), ``"abs"``
+``g`` is the *link*: ``"identity"`` (the digest's model, the default of ``LowRankModel``), ``"abs"``
 (``g(F) = |F|``: a non-negative matrix that is the magnitude of a signed low-rank one)
 or ``"softplus"`` (``g(F) = log(1 + e^F)``: a smooth non-negative map). With
 ``nonnegative=True`` the factors are ``softplus`` of Gaussian latents (a non-negative
 low-rank matrix such as ``W W^T`` with ``W >= 0``). With
 ``standardize=True`` (default) the observed scores are first mapped to
 ``(y - mean) / std`` over the observed entries so that the unit priors suit any score
-scale; posterior samples are mapped back, ``R = mean + std * g(F)``.
+scale; posterior samples are mapped back, ``R = mean + std * g(F)``. A non-negative link
+only scales, ``y / rms(y)`` and ``R = rms * g(F)``: centred scores fall below 0, where ``g``
+cannot follow. (``simulate`` and ``Campaign`` default to ``link="auto"``, which picks ``"abs"``
+for a score that is never negative: :func:`~pairint_jax.discovery.links.resolve_link`.)
 
 The guide is mean-field Gaussian (hand-written, equivalent to numpyro's ``AutoNormal``):
 independent ``Normal(loc, scale)`` for every entry of ``U``, ``V``, ``a``, ``w`` and ``b``,
@@ -194,7 +197,7 @@ def step(svi, svi_state, data):
 
 def _fit(key, state: PosteriorState, obs: Observations, lr, sigma_scale, offset_scale, *, model: LowRankModel):
     feats = _features_of(state, model)
-    shift, scale = _standardise(obs, model.standardize)
+    shift, scale = _standardise(obs, model.standardize, model.link)
     data = model_data(obs, feats, shift, scale, sigma_scale, offset_scale, model=model)
     svi = make_svi(model, lr)
     svi_state = svi.init(key, *data, init_params=_complete(state.params, model, feats.shape[1]))

@@ -13,6 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from pairint_jax.discovery.links import NONNEGATIVE_LINKS
 from pairint_jax.discovery.posterior_types import LowRankModel, Observations, _link
 
 #: Initial value of the learned prior scale ``tau_w`` of the feature weights ``w`` (features
@@ -37,12 +38,20 @@ def factor_scale(learned, model: LowRankModel):
     return jnp.maximum(learned, model.factor_scale_min)
 
 
-def standardise(obs: Observations, enabled: bool):
-    """(shift, scale) from the observed values: mean and std (std := 1 when < 2 values or 0)."""
+def standardise(obs: Observations, enabled: bool, link: str = "identity"):
+    """(shift, scale) from the observed values.
+
+    The identity link centres and scales: mean and std (std := 1 when < 2 values or 0). A
+    non-negative link (``"abs"``, ``"softplus"``) only scales: shift 0 and the root mean square
+    (:= 1 when there is no value or it is 0), since ``shift + scale * g(F)`` cannot go below
+    ``shift`` and a centred fit would lose every score under the mean."""
     if not enabled:
         return jnp.float32(0.0), jnp.float32(1.0)
     w = obs.mask.astype(jnp.float32)
     cnt = jnp.sum(w)
+    if link in NONNEGATIVE_LINKS:
+        rms = jnp.sqrt(jnp.sum(w * obs.values**2) / jnp.maximum(cnt, 1.0))
+        return jnp.float32(0.0), jnp.where((cnt >= 1) & (rms > 0) & jnp.isfinite(rms), rms, 1.0)
     mean = jnp.sum(w * obs.values) / jnp.maximum(cnt, 1.0)
     var = jnp.sum(w * (obs.values - mean) ** 2) / jnp.maximum(cnt, 1.0)
     std = jnp.sqrt(var)

@@ -31,7 +31,9 @@ class LowRankModel:
       rank: ``m``, the number of columns of ``U`` and ``V`` (digest default 5; paper grid
         3, 5, 7, 10, 12).
       offset: include the global offset ``b``.
-      link: ``"identity"`` (default), ``"abs"`` or ``"softplus"``; see the module docstring.
+      link: ``"identity"`` (default), ``"abs"`` or ``"softplus"``; see the module docstring of
+        :mod:`~pairint_jax.discovery.posterior`. (``"auto"`` is resolved to one of them before a
+        model is built: :func:`~pairint_jax.discovery.links.resolve_link`.)
       standardize: fit on standardised scores (default True).
       steps: SVI steps per fit (default 5000).
       num_samples: ``K``, posterior samples drawn per round (default 1000).
@@ -173,8 +175,8 @@ class PosteriorState(NamedTuple):
         estimate ``factor_scale`` (``[]`` shared, ``[m]`` ARD; absent for ``"unit"``). A dict
         missing some of them (an older state file) is completed with their initial values
         by the next fit.
-      shift: ``[]`` the mean subtracted from the scores (0 without standardisation).
-      scale: ``[]`` the std the scores were divided by (1 without standardisation).
+      shift: ``[]`` the mean subtracted from the scores (0 without standardisation or with a non-negative link).
+      scale: ``[]`` the std (a non-negative link: the root mean square) the scores were divided by (1 without standardisation).
       features: ``[n, f']`` float32, the processed per-perturbation features (standardised,
         imputed, with missing-value indicators; see :func:`~pairint_jax.discovery.posterior.init`);
         ``[n, 0]`` without features. ``None`` (an older state) means ``[n, 0]``.

@@ -40,6 +40,7 @@ import numpy as np
 from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery import posterior as post
 from pairint_jax.discovery import rounds as _rounds
+from pairint_jax.discovery.links import resolve_link
 from pairint_jax.discovery.policies import REGISTRY, check_policy, get_policy, split_options
 from pairint_jax.discovery.simulate_inputs import Problem, check_policies, problem
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded, sharded_spec
@@ -291,7 +292,7 @@ def simulate_many(
     num_samples: int = 1000,
     lr: float = 0.01,
     sigma_scale: float = 1.0,
-    link: str = "identity",
+    link: str = "auto",
     offset: bool = True,
     standardize: bool = True,
     elbo: str | None = None,
@@ -331,7 +332,8 @@ def simulate_many(
     prob = problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)
     n = prob.r.shape[0]
     feats = _rounds.as_features(features, n)
-    model = post.LowRankModel(n=n, rank=rank, offset=offset, link=link, standardize=standardize,
+    model = post.LowRankModel(n=n, rank=rank, offset=offset, link=resolve_link(link, prob.r[np.triu_indices(n, 1)]),
+                              standardize=standardize,
                               steps=steps, num_samples=num_samples, elbo=elbo, nonnegative=nonnegative)
     keys = _seed_keys(key, seeds)
     chunk = chunk_size
@@ -377,7 +379,7 @@ def simulate(
     num_samples: int = 1000,
     lr: float = 0.01,
     sigma_scale: float = 1.0,
-    link: str = "identity",
+    link: str = "auto",
     offset: bool = True,
     standardize: bool = True,
     elbo: str | None = None,
@@ -413,7 +415,12 @@ def simulate(
       num_samples: posterior samples ``K`` per round (default 1000).
       lr: Adam learning rate (default 0.01).
       sigma_scale: scale of the HalfNormal prior on the noise (standardised units).
-      link, offset, standardize, elbo, nonnegative: see
+      link: ``"auto"`` (default), ``"identity"``, ``"abs"`` or ``"softplus"``. ``"auto"`` fits
+        ``"abs"`` when no entry of ``reward_matrix`` is negative (the score's range, which the
+        user knows before measuring anything: ``|GI|``, a norm) and ``"identity"`` otherwise
+        (:func:`~pairint_jax.discovery.links.resolve_link`); ``settings["link"]`` of the
+        result records the link fitted.
+      offset, standardize, elbo, nonnegative: see
         :class:`~pairint_jax.discovery.posterior.LowRankModel`.
       chunk_size: rows of ``R`` per block in the acquisition (None: automatic).
       progress: show a progress bar over rounds.
