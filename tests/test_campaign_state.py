@@ -305,6 +305,13 @@ def test_batch_defaults_and_limits(tmp_path):
     assert not (tmp_path / "e" / "campaign.json").exists()
     res = CliRunner().invoke(main, ["campaign-init", str(tmp_path / "f"), "-p", "A,B,C"])
     assert res.exit_code == 0 and "batch=3" in res.output, res.output
+    assert json.loads((tmp_path / "f" / "campaign.json").read_text())["settings"]["link"] == "auto"
+    res = CliRunner().invoke(main, ["campaign-init", str(tmp_path / "g"), "-p", "A,B,C", "--link", "identity"])
+    assert res.exit_code == 0, res.output
+    settings = json.loads((tmp_path / "g" / "campaign.json").read_text())["settings"]
+    assert (settings["link"], settings["elbo"]) == ("identity", "analytic")
+    with pytest.raises(ValueError, match="link must be one of"):
+        Campaign.create(tmp_path / "h", NAMES, link="log")
 
 
 def _set_batch(folder, batch):

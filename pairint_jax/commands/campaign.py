@@ -50,11 +50,14 @@ _FROM_SCREEN_READ = ("groupby", "use_rep", "layer", "control", "sep")
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
 @click.option("--lam", default=None, type=float, help="IDS: lambda of Psi = Delta^lambda / v (default 2).")
 @click.option("--beta", default=None, type=float, help="UCB: exploration weight beta (default 1).")
+@click.option("--link", type=click.Choice(["auto", "identity", "abs", "softplus"]), default="auto", show_default=True,
+              help="Link of the score model: auto fits |F| (abs) while no observed score is negative (a magnitude such "
+                   "as |GI| or the additivity norm) and the identity link once one is.")
 @functools.partial(screen_options, only=_FROM_SCREEN_READ)
 @click.pass_context
 @_cli_errors
 def campaign_init(ctx, folder, perturbations, features_csv, from_screen, batch, policy, seed, rank, steps, num_samples,
-                  lam, beta, read):
+                  lam, beta, link, read):
     """Start a discovery campaign in FOLDER over all pairs of the given perturbations.
 
     \b
@@ -79,7 +82,7 @@ def campaign_init(ctx, folder, perturbations, features_csv, from_screen, batch, 
         opts["beta"] = beta
     try:
         c = Campaign.create(folder, names, batch=batch, policy=policy, seed=seed, rank=rank, steps=steps,
-                            num_samples=num_samples, policy_options=opts, features=features)
+                            num_samples=num_samples, policy_options=opts, features=features, link=link)
     except (FileExistsError, TypeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"created {c!r}")
