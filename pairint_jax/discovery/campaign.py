@@ -13,7 +13,7 @@ no pickles::
     {"format": "pairint-campaign", "version": 1,
      "perturbations": ["A", "B", ...],            # pair (a, b) is stored with a before b here
      "settings": {"batch", "policy", "policy_options", "lr", "sigma_scale", "seed",
-                  **dataclasses.asdict(LowRankModel) but n},   # rank, steps, link, ...
+                  **dataclasses.asdict(LowRankModel) but n},   # rank, steps, link ("auto" allowed), ...
      "features": null | [[x, null, ...], ...],   # [n, f] per-perturbation features, null = NaN
      "rng": {"seed": 0, "round": 3},              # the key of round r is fold_in(key(seed), r)
      "observations": [{"a", "b", "score", "round"}, ...],

@@ -14,7 +14,8 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
 * ``perturbations``: ``n >= 2`` distinct non-empty names without surrounding spaces;
 * ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo``, ``layout``,
   ``main_effects``, ``factor_prior`` and ``factor_scale_min`` may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
-  flat; files written before some existed lack them);
+  flat; files written before some existed lack them); ``link`` may be ``"auto"``, resolved every
+  round from the observed scores, and ``elbo`` is then ``null``;
 * ``features``: absent, ``null`` or ``[n, f]`` numbers (``null`` = missing), ``f >= 1``;
 * ``rng``: ``{"seed": settings.seed, "round": R}`` with ``R`` the last proposal's round;
 * ``observations``: ``{"a", "b", "score", "round"}`` with ``a`` before ``b`` in
