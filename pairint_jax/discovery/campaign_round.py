@@ -129,8 +129,9 @@ def compute_proposal(state: dict, *, progress: bool):
     left = n * (n - 1) // 2 - len(observed) - len(in_flight)
     if left <= 0:
         raise _nothing_left(state)
-    model = model_from_settings(s, n, [o["score"] for o in obs])
-    rs, buf = _round_state(state, model, policy, observed, [o["score"] for o in obs], in_flight)
+    scores = [o["score"] for o in obs]
+    model = model_from_settings(s, n, scores)
+    rs, buf = _round_state(state, model, policy, observed, scores, in_flight)
     rnd = int(state["rng"]["round"]) + 1
     fits = bool(obs) and get_policy(policy).needs_posterior
     if progress and fits:

@@ -14,7 +14,7 @@ and :meth:`~pairint_jax.Campaign.create`) is resolved from the scores by :func:`
 additivity norm ``||h_ij - h_i - h_j||``, which folds a signed interaction at 0), ``"identity"``
 for a score that takes negative values (an unbiased MMD^2, noise around 0). On the real maps
 of ``benchmarks/real_discovery.py`` the folded model is what finds the top pairs of a magnitude
-score (``benchmarks/RESULTS.md``, "The link").
+score (``benchmarks/RESULTS.md``, "Discovery on real maps, issue 12, with link="auto"").
 
 Shared by the posterior (:mod:`~pairint_jax.discovery.posterior`) and the tiled IDS
 (:mod:`~pairint_jax.discovery.tiled`), which both turn factors into rewards.
