@@ -190,6 +190,13 @@ def test_observed_vs_expected_projects_like_numpy():
     fig = pj.pl.observed_vs_expected(screen, add, direction="pc1", max_labels=1)
     assert fig.axes[1].get_ylabel() == "additivity ||Δ_ij - Δ_i - Δ_j||"
     assert [t.get_text() for t in fig.axes[0].texts] == [f"{add.top(1).a[0]}+{add.top(1).b[0]}"]
+    names, mat = list(add.perturbations), np.asarray(add.matrix, float)  # colour = each pair's score
+    want = [mat[names.index(a), names.index(b)] for a, b in pairs]
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_array(), want, rtol=1e-6)
+    a, b = pairs[-1]  # a highlighted pair (either order) is circled and named
+    ax = pj.pl.observed_vs_expected(screen, highlight=[(b, a)], max_labels=0).axes[0]
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), ax.collections[0].get_offsets()[-1:])
+    assert [t.get_text() for t in ax.texts] == [f"{a}+{b}"]
     with pytest.raises(ValueError, match="direction"):
         pj.pl.observed_vs_expected(screen, direction=[1.0, 0.0])
 

@@ -112,8 +112,9 @@ def observed_vs_expected(
     if scores is not None:
         snames, mat, _, clabel = as_matrix(scores)
         pos = {p: k for k, p in enumerate(snames)}
-        colour = np.array([mat[pos[names[a]], pos[names[b]]] if names[a] in pos and names[b] in pos else np.nan
-                           for a, b in pairs])
+        idx = np.array([pos.get(p, -1) for p in names])  # perturbation -> row of the score matrix (-1: absent)
+        ia, ib = idx[pairs[:, 0]], idx[pairs[:, 1]]
+        colour = np.where((ia >= 0) & (ib >= 0), np.asarray(mat, float)[np.maximum(ia, 0), np.maximum(ib, 0)], np.nan)
     fig, ax = new_figure(ax, figsize, show=show)
     lo, hi = float(min(x.min(), y.min(), 0.0)), float(max(x.max(), y.max(), 0.0))
     pad = 0.05 * (hi - lo or 1.0)
@@ -127,10 +128,12 @@ def observed_vs_expected(
         rank_key = -np.abs(y - x)
     named = set(np.argsort(rank_key, kind="stable")[:max_labels].tolist())
     hl = _highlight_set(highlight)
-    for k, (a, b) in enumerate(pairs):
-        if (names[a], names[b]) in hl:
-            ax.scatter([x[k]], [y[k]], s=70, facecolors="none", edgecolors="red", lw=1.2)
-            named.add(k)
+    row = {p: i for i, p in enumerate(names)}
+    code = pairs[:, 0] * len(names) + pairs[:, 1]  # the screen's pairs as flat indices; highlight is looked up there
+    wanted = [row[a] * len(names) + row[b] for a, b in hl if a in row and b in row]
+    for k in np.flatnonzero(np.isin(code, wanted)).tolist():
+        ax.scatter([x[k]], [y[k]], s=70, facecolors="none", edgecolors="red", lw=1.2)
+        named.add(k)
     for k in sorted(named):
         _name(ax, x[k], y[k], f"{names[pairs[k, 0]]}+{names[pairs[k, 1]]}")
     ax.set_xlabel(xlabel)
