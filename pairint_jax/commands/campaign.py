@@ -11,6 +11,7 @@ import click
 
 from pairint_jax._validate import listing
 from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, screen_options, select_device
+from pairint_jax.discovery.campaign_schema import LINK_CHOICES  # JAX-free mirror of links.LINK_CHOICES
 
 __all__ = ["COMMANDS"]
 
@@ -50,7 +51,7 @@ _FROM_SCREEN_READ = ("groupby", "use_rep", "layer", "control", "sep")
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
 @click.option("--lam", default=None, type=float, help="IDS: lambda of Psi = Delta^lambda / v (default 2).")
 @click.option("--beta", default=None, type=float, help="UCB: exploration weight beta (default 1).")
-@click.option("--link", type=click.Choice(["auto", "identity", "abs", "softplus"]), default="auto", show_default=True,
+@click.option("--link", type=click.Choice(LINK_CHOICES), default="auto", show_default=True,
               help="Link of the score model: auto fits |F| (abs) while no observed score is negative (a magnitude such "
                    "as |GI| or the additivity norm) and the identity link once one is.")
 @functools.partial(screen_options, only=_FROM_SCREEN_READ)
