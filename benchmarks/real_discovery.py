@@ -7,8 +7,9 @@
 
 Protocol (DIGEST section 4, issue 12): every policy (IDS, UCB, TS, US, greedy, hub, random) runs
 ``rounds`` rounds of ``batch`` pairs for ``seeds`` seeds; the first round is random; each
-round refits the library's default posterior (``LowRankModel``: rank 5, main effects, shared
-factor prior with floor ``factor_scale_min = 0.5``; ``steps`` SVI steps, ``K`` samples) to the
+round refits the library's default posterior (``LowRankModel``: rank 8, main effects, shared
+factor prior with floor ``factor_scale_min`` 0.5 under the abs link and 1.0 under the identity
+link; ``steps`` SVI steps, ``K`` samples) to the
 revealed scores, with ``simulate_many``'s default ``link="auto"``: ``"abs"`` on the matrices that
 are never negative (Norman, SLKB |SL|, Big Papi, synthetic (a)), ``"identity"`` on those with
 negative entries (the unbiased disjointedness of SLKB and synthetic (b)); ``--link`` overrides it.
@@ -66,7 +67,7 @@ from pairint_jax.discovery.links import resolve_link  # noqa: E402
 POLICIES = ("ids", "ucb", "ts", "us", "greedy", "hub", "random")
 MATRICES = ("norman", "slkb-abs-sl", "slkb-disj", "bigpapi", "syn-a", "syn-b")
 REPORT_ROUNDS = (10, 25, 50)
-OLD_MODEL = dict(main_effects=False, factor_prior="unit", link="identity")
+OLD_MODEL = dict(main_effects=False, factor_prior="unit", link="identity", rank=5)
 
 
 def shared_data() -> pathlib.Path | None:
@@ -270,7 +271,7 @@ def time_round(n: int, n_obs: int, model_kw: dict, *, steps: int, k: int, reps: 
     iu = np.stack(np.triu_indices(n, 1), 1)
     pairs = iu[rng.choice(len(iu), n_obs, replace=False)]
     model_kw = {"link": resolve_link("auto", r[np.triu_indices(n, 1)]), **model_kw}  # as simulate's default does
-    model = post.LowRankModel(n=n, rank=5, steps=steps, num_samples=k, **model_kw)
+    model = post.LowRankModel(n=n, steps=steps, num_samples=k, **model_kw)
     obs = post.Observations.from_pairs(pairs, r[pairs[:, 0], pairs[:, 1]], capacity=bucket(n_obs))
     rem = np.triu(np.ones((n, n), bool), 1)
     rem[pairs[:, 0], pairs[:, 1]] = False
@@ -300,8 +301,9 @@ def timing(args) -> list[str]:
         nf, ns = time_round(n, n_obs, {}, steps=steps, k=k, reps=reps)
         lines.append(f"| {n} | {n_obs} | {steps} | {k} | {of:.2f} / {os_:.3f} | {nf:.2f} / {ns:.3f} | {ns / os_:.2f}x |")
         print(lines[-1], flush=True)
-    lines += ["", "Old model: `LowRankModel(main_effects=False, factor_prior=\"unit\")`; default: `LowRankModel(link=\"abs\")` "
-              "(main effects, shared factor prior floored at 0.5, the link `\"auto\"` picks for W W^T). "
+    lines += ["", "Old model: `LowRankModel(rank=5, main_effects=False, factor_prior=\"unit\")`; default: "
+              "`LowRankModel(link=\"abs\")` (rank 8, main effects, shared factor prior floored at 0.5, the link "
+              "`\"auto\"` picks for W W^T). "
               "Steady: median of the calls after the first.", ""]
     return lines
 
@@ -334,7 +336,7 @@ def main(argv=None) -> None:
     policies = tuple(args.policies.split(","))
     modes = ("off", "on") if args.features == "both" else (args.features,)
     lines = [f"Settings: {args.rounds} rounds x batch {args.batch}, {args.seeds} seeds, default LowRankModel "
-             f"(rank 5, main effects, shared factor prior floored at 0.5), {args.steps} SVI steps, K = {args.num_samples}; "
+             f"(rank {pj.discovery.posterior.DEFAULT_RANK}, main effects, shared factor prior floored at 0.5 (abs link) or 1.0 (identity)), {args.steps} SVI steps, K = {args.num_samples}; "
              f"first round random. Device: {jax.devices()[0].platform}; jax {jax.__version__}. "
              "Cells: top-5% found, mean [min, max] over seeds.", ""]
     print("\n".join(lines), flush=True)

@@ -237,6 +237,8 @@ def test_a_state_is_checked_before_it_is_saved(base):
 def test_the_schema_mirrors_the_constants_of_the_jax_modules():
     assert campaign_schema.SEED_LIMIT == V.SEED_LIMIT
     assert campaign_schema.LINK_CHOICES == links.LINK_CHOICES
+    assert campaign_schema.DEFAULT_RANK == posterior.DEFAULT_RANK
+    assert campaign_schema.FACTOR_PRIORS == posterior.FACTOR_PRIORS
     assert campaign_schema.MODEL_FIELDS == tuple(f.name for f in dataclasses.fields(posterior.LowRankModel) if f.name != "n")
     assert {k: set(v) for k, v in campaign_schema.POLICY_OPTIONS.items()} == {
         k: set(v) for k, v in acquisition.POLICY_OPTIONS.items()}
@@ -258,6 +260,23 @@ def test_a_state_without_factor_scale_min_resumes_unbounded(base, tmp_path):
     assert "factor_scale_min" not in settings
     assert model_from_settings(settings, len(NAMES)).factor_scale_min == 0.0
     assert model_from_settings({**settings, "factor_scale_min": 0.5}, len(NAMES)).factor_scale_min == 0.5
+
+
+def test_an_auto_link_campaign_stores_no_floor_and_picks_it_with_the_link(tmp_path):
+    """With ``link="auto"`` the floor is stored as null and picked every round from the link
+    resolved from the observed scores: 0.5 while none is negative (abs), 1.0 after (identity)."""
+    from pairint_jax.discovery.campaign_round import model_from_settings
+
+    c = Campaign.create(tmp_path / "c", NAMES, batch=2, steps=20, num_samples=8)
+    settings = json.loads((tmp_path / "c" / "campaign.json").read_text())["settings"]
+    assert settings["link"] == "auto" and settings["factor_scale_min"] is None and settings["rank"] == 8
+    assert c.settings["factor_scale_min"] is None
+    abs_model = model_from_settings(settings, len(NAMES), [0.2, 1.5])
+    id_model = model_from_settings(settings, len(NAMES), [0.2, -1.5])
+    assert (abs_model.link, abs_model.factor_scale_min) == ("abs", 0.5)
+    assert (id_model.link, id_model.factor_scale_min) == ("identity", 1.0)
+    fixed = Campaign.create(tmp_path / "d", NAMES, batch=2, steps=20, num_samples=8, link="identity")
+    assert fixed.settings["factor_scale_min"] == 1.0  # a fixed link stores its floor
 
 
 # ----------------------------------------------------------------------------- umask

@@ -172,10 +172,24 @@ def test_features_without_main_effects_and_model_validation():
         jax.vmap(lambda k, x: P.init(k, model, features=x))(keys, jnp.ones((3, 4, 1)))
 
 
-@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.5", True, None])
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.5", True])
 def test_factor_scale_min_is_validated(bad):
     with pytest.raises(ValueError, match="factor_scale_min must be a finite number >= 0"):
         P.LowRankModel(n=5, factor_scale_min=bad)
+
+
+def test_the_default_floor_follows_the_link_and_an_explicit_one_is_kept():
+    """None picks 1.0 under the identity link (the digest's unit prior as a floor) and 0.5 under
+    the magnitude links; the default rank is 8 (benchmarks/RESULTS.md)."""
+    assert P.DEFAULT_RANK == 8 and P.LowRankModel(n=5).rank == 8
+    assert P.LowRankModel(n=5).factor_scale_min == 1.0
+    assert P.LowRankModel(n=5, factor_scale_min=None, link="identity").factor_scale_min == 1.0
+    assert P.LowRankModel(n=5, link="abs").factor_scale_min == 0.5
+    assert P.LowRankModel(n=5, link="softplus").factor_scale_min == 0.5
+    assert P.LowRankModel(n=5, link="abs", factor_scale_min=0.25).factor_scale_min == 0.25
+    assert P.LowRankModel(n=5, factor_scale_min=0).factor_scale_min == 0.0
+    with pytest.raises(ValueError, match="link must be one of"):
+        P.LowRankModel(n=5, link="log")
 
 
 @pytest.mark.parametrize("prior", ["shared", "ard"])

@@ -11,7 +11,7 @@ import click
 
 from pairint_jax._validate import listing
 from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, screen_options, select_device
-from pairint_jax.discovery.campaign_schema import LINK_CHOICES  # JAX-free mirror of links.LINK_CHOICES
+from pairint_jax.discovery.campaign_schema import DEFAULT_RANK, LINK_CHOICES  # JAX-free mirrors
 
 __all__ = ["COMMANDS"]
 
@@ -46,7 +46,7 @@ _FROM_SCREEN_READ = ("groupby", "use_rep", "layer", "control", "sep")
               help="How pairs are chosen: information-directed sampling, Thompson sampling, UCB, uncertainty, greedy "
                    "(posterior mean), hub (the model-free mean score of each perturbation), random (also: uniform).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: the same seed and observations give the same proposals.")
-@click.option("--rank", default=5, show_default=True, help="Rank m of the low-rank model of the score matrix.")
+@click.option("--rank", default=DEFAULT_RANK, show_default=True, help="Rank m of the low-rank model of the score matrix.")
 @click.option("--steps", default=5000, show_default=True, help="SVI steps per fit.")
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
 @click.option("--lam", default=None, type=float, help="IDS: lambda of Psi = Delta^lambda / v (default 2).")

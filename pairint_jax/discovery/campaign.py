@@ -63,7 +63,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pairint_jax.discovery import campaign_store as store
-from pairint_jax.discovery.campaign_schema import FORMAT, VERSION, CampaignStateError
+from pairint_jax.discovery.campaign_schema import DEFAULT_RANK, FORMAT, VERSION, CampaignStateError
 from pairint_jax.discovery.campaign_store import STATE_FILE
 
 __all__ = ["Campaign", "CampaignStateError", "ObserveResult", "FORMAT", "VERSION"]
@@ -114,7 +114,7 @@ class Campaign:
         batch: int | None = None,
         policy: str = "ids",
         seed: int = 0,
-        rank: int = 5,
+        rank: int = DEFAULT_RANK,
         steps: int = 5000,
         num_samples: int = 1000,
         lr: float = 0.01,
@@ -183,8 +183,8 @@ class Campaign:
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")
         fields = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dataclasses.asdict(model).items() if k != "n"}
-        if link == "auto":  # resolved every round (campaign_round.model_from_settings), the ELBO with it
-            fields.update(link="auto", elbo=None)
+        if link == "auto":  # resolved every round (campaign_round.model_from_settings), the ELBO and floor with it
+            fields.update(link="auto", elbo=None, factor_scale_min=None)
         settings = dict(batch=int(batch), policy=policy, policy_options=opts, lr=float(lr),
                         sigma_scale=float(sigma_scale), seed=int(seed), **fields)
         state = {

@@ -63,6 +63,8 @@ SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples",
 _OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min")
 #: ``posterior.FACTOR_PRIORS``.
 FACTOR_PRIORS = ("shared", "ard", "unit")
+#: ``posterior.DEFAULT_RANK`` (the default rank of ``Campaign.create`` and ``pairint campaign-init``).
+DEFAULT_RANK = 8
 #: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
 MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
                 "main_effects", "factor_prior", "factor_scale_min")
@@ -188,10 +190,10 @@ def _settings(s) -> dict:
         raise _Bad("settings.layout", f"must be 'auto', 'dense' or 'gather', got {_short(s['layout'])}")
     if s.get("factor_prior", "shared") not in FACTOR_PRIORS:
         raise _Bad("settings.factor_prior", f"must be one of {', '.join(map(repr, FACTOR_PRIORS))}, got {_short(s['factor_prior'])}")
-    if "factor_scale_min" in s:
+    if s.get("factor_scale_min") is not None:  # null: picked from the link every round
         fmin = s["factor_scale_min"]
         if isinstance(fmin, bool) or not isinstance(fmin, (int, float)) or not math.isfinite(fmin) or fmin < 0:
-            raise _Bad("settings.factor_scale_min", f"must be a finite number >= 0, got {_short(fmin)}")
+            raise _Bad("settings.factor_scale_min", f"must be a finite number >= 0 or null, got {_short(fmin)}")
     _int("settings.seed", s["seed"], low=0, below=SEED_LIMIT)
     return s
 

@@ -3,7 +3,8 @@
 The model (Xu et al., App. D.3, after the symmetric low-rank completion of Sec. 4, plus
 per-perturbation main effects). For ``n`` perturbations and rank ``m``::
 
-    U, V ~ N(0, lambda^2)^{n x m}     (lambda learned, >= factor_scale_min: shared, or per column with ARD)
+    U, V ~ N(0, lambda^2)^{n x m}     (lambda learned, >= factor_scale_min: shared, or per column with ARD;
+                                      the floor is 1.0 under the identity link, 0.5 under a magnitude link)
     w    ~ N(0, tau_w^2)^{f'}         (weights of the features, when given; tau_w learned)
     a_i  ~ N(x_i . w, tau_a^2)        (main effects, ``main_effects=True``; tau_a learned)
     b    ~ N(0, offset_scale^2)       (optional global offset, ``offset=True``)
@@ -71,6 +72,8 @@ from pairint_jax.discovery.posterior_model import (
     standardise as _standardise,
 )
 from pairint_jax.discovery.posterior_types import (
+    DEFAULT_FACTOR_SCALE_MIN,
+    DEFAULT_RANK,
     ELBOS,
     FACTOR_PRIORS,
     LINKS,
@@ -83,6 +86,8 @@ from pairint_jax.discovery.posterior_types import (
 )
 
 __all__ = [
+    "DEFAULT_FACTOR_SCALE_MIN",
+    "DEFAULT_RANK",
     "ELBOS",
     "FACTOR_PRIORS",
     "LINKS",

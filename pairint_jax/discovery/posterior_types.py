@@ -20,6 +20,17 @@ from pairint_jax.discovery.links import apply_link as _link
 
 ELBOS = ("analytic", "mc")
 FACTOR_PRIORS = ("shared", "ard", "unit")
+#: Default rank ``m`` of every entry point (``LowRankModel``, ``simulate``, ``Campaign``, the CLI).
+#: The digest's default is 5; 8 is what finds every block of a block-structured map (synthetic
+#: (b)) and costs nothing on the hub-driven real maps (benchmarks/RESULTS.md, "Rank 8 and the
+#: identity link's floor").
+DEFAULT_RANK = 8
+#: Default ``factor_scale_min`` per link, in standardised units of the scores. Identity: 1.0, the
+#: digest's standard-normal factor prior as a floor (the scores are centred and of unit variance,
+#: and a smaller learned scale prunes the factors of maps whose top pairs are blocks). Magnitude
+#: links: 0.5 (the scores are only scaled, and a unit floor swamps the main effects of
+#: hub-driven maps such as Norman's |GI|).
+DEFAULT_FACTOR_SCALE_MIN = {"identity": 1.0, "abs": 0.5, "softplus": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +39,8 @@ class LowRankModel:
 
     Attributes:
       n: number of perturbations (rows of ``R``).
-      rank: ``m``, the number of columns of ``U`` and ``V`` (digest default 5; paper grid
-        3, 5, 7, 10, 12).
+      rank: ``m``, the number of columns of ``U`` and ``V`` (default :data:`DEFAULT_RANK`, 8; the
+        digest's default is 5, the paper's grid 3, 5, 7, 10, 12).
       offset: include the global offset ``b``.
       link: ``"identity"`` (default), ``"abs"`` or ``"softplus"``; see the module docstring of
         :mod:`~pairint_jax.discovery.posterior`. (``"auto"`` is resolved to one of them before a
@@ -56,15 +67,18 @@ class LowRankModel:
         the unit prior, whose variance otherwise swamps the main effects at small budgets;
         per-component ARD can prune a needed component early (benchmarks/RESULTS.md).
       factor_scale_min: lower bound on a learned factor scale, ``lambda >= factor_scale_min``
-        (default 0.5; ignored with ``factor_prior="unit"``; 0 = unbounded). The learned scale
-        alone shrinks the factors to nothing on maps whose top pairs are blocks (pairs of
-        modules) rather than rows of hub genes, and the floor keeps them able to represent
-        those blocks; at 0.5 the hub-driven Norman map keeps its gain from the main effects
-        (the study is in benchmarks/RESULTS.md, "Choosing the factor prior").
+        (ignored with ``factor_prior="unit"``; 0 = unbounded). None (default) picks it from
+        the link, :data:`DEFAULT_FACTOR_SCALE_MIN`: 1.0 for ``"identity"``, 0.5 for the
+        magnitude links. The learned scale alone shrinks the factors to nothing on maps whose
+        top pairs are blocks (pairs of modules) rather than rows of hub genes, and the floor
+        keeps them able to represent those blocks; at 0.5 under the magnitude link the
+        hub-driven Norman map keeps its gain from the main effects (the studies are in
+        benchmarks/RESULTS.md, "Choosing the factor prior" and "Rank 8 and the identity
+        link's floor").
     """
 
     n: int
-    rank: int = 5
+    rank: int = DEFAULT_RANK
     offset: bool = True
     link: str = "identity"
     standardize: bool = True
@@ -75,7 +89,7 @@ class LowRankModel:
     layout: str = "auto"
     main_effects: bool = True
     factor_prior: str = "shared"
-    factor_scale_min: float = 0.5
+    factor_scale_min: float | None = None
 
     def __post_init__(self):
         for name in ("n", "rank", "steps", "num_samples"):
@@ -88,13 +102,13 @@ class LowRankModel:
             raise ValueError(f"LowRankModel.main_effects must be True or False, got {self.main_effects!r}.")
         if self.factor_prior not in FACTOR_PRIORS:
             raise ValueError(f"LowRankModel.factor_prior must be one of {FACTOR_PRIORS}, got {self.factor_prior!r}.")
-        fmin = self.factor_scale_min
-        if isinstance(fmin, (bool, np.bool_)) or not isinstance(fmin, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(fmin) or fmin < 0:
-            raise ValueError(f"LowRankModel.factor_scale_min must be a finite number >= 0, got {fmin!r}.")
-        object.__setattr__(self, "factor_scale_min", float(fmin))
         if self.link not in LINKS:
             raise ValueError(f"LowRankModel.link must be one of {LINKS}, got {self.link!r}.")
+        fmin = DEFAULT_FACTOR_SCALE_MIN[self.link] if self.factor_scale_min is None else self.factor_scale_min
+        if isinstance(fmin, (bool, np.bool_)) or not isinstance(fmin, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(fmin) or fmin < 0:
+            raise ValueError(f"LowRankModel.factor_scale_min must be a finite number >= 0 or None, got {fmin!r}.")
+        object.__setattr__(self, "factor_scale_min", float(fmin))
         if self.elbo is None:
             closed = self.link == "identity" and not self.nonnegative
             object.__setattr__(self, "elbo", "analytic" if closed else "mc")

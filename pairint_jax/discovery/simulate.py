@@ -287,7 +287,7 @@ def simulate_many(
     key=None,
     known=None,
     observed=None,
-    rank: int = 5,
+    rank: int = post.DEFAULT_RANK,
     steps: int = 5000,
     num_samples: int = 1000,
     lr: float = 0.01,
@@ -344,7 +344,8 @@ def simulate_many(
             opts[p]["chunk_size"] = chunk_size
     settings = dict(rounds=rounds, batch=batch, seeds=seeds, rank=rank, steps=steps, num_samples=num_samples,
                     lr=lr, sigma_scale=sigma_scale, link=model.link, offset=offset, standardize=standardize,
-                    elbo=model.elbo, nonnegative=nonnegative, n=n, n_initial=len(prob.init_pairs), chunk_size=chunk,
+                    elbo=model.elbo, factor_scale_min=model.factor_scale_min, nonnegative=nonnegative, n=n,
+                    n_initial=len(prob.init_pairs), chunk_size=chunk,
                     features=feats.shape[1], devices=1 if mesh is None else mesh_size(mesh))
 
     # policies that read the posterior share one program; the model-free ones share a much cheaper one
@@ -374,7 +375,7 @@ def simulate(
     known=None,
     *,
     observed=None,
-    rank: int = 5,
+    rank: int = post.DEFAULT_RANK,
     steps: int = 5000,
     num_samples: int = 1000,
     lr: float = 0.01,
@@ -410,7 +411,7 @@ def simulate(
       known: optional known interactions: pairs ``[k, 2]`` or a bool ``[n, n]`` matrix.
       observed: optional pairs ``[k0, 2]`` observed before round 1 (their true scores
         are revealed; the first round then uses the policy).
-      rank: ``m`` of the low-rank model (default 5).
+      rank: ``m`` of the low-rank model (default :data:`~pairint_jax.discovery.posterior.DEFAULT_RANK`, 8).
       steps: SVI steps per round (default 5000).
       num_samples: posterior samples ``K`` per round (default 1000).
       lr: Adam learning rate (default 0.01).
