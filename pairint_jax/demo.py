@@ -336,12 +336,13 @@ def _discovery_section(pj, cfg, screen, mmd, out, step, metrics, echo, prov):
     echo(table.to_string(index=False))
     budget = rounds * cfg.batch
     names = ", ".join(f"{p} = {POLICY_NAMES.get(p, p)}" for p in cfg.policies)
+    rank = next(iter(sims.values())).settings["rank"]
     return Section(
         "Choosing pairs to run next (active discovery)",
         f"Suppose only {budget} of the {n_pairs} doubles ({100 * budget / n_pairs:.0f}%) could be measured. The unknown "
         f"reward is {where}. Each policy picks {cfg.batch} pairs per round for {rounds} rounds ({cfg.seeds} seeds; lines "
         f"are means over seeds, bands min-max); the first round is random.\n\nPolicies: {names}. IDS, UCB, TS and US use "
-        f"a rank-{next(iter(sims.values())).settings['rank']} low-rank posterior fitted by SVI ({cfg.svi_steps} steps, {cfg.posterior_samples} samples; the library "
+        f"a rank-{rank} low-rank posterior fitted by SVI ({cfg.svi_steps} steps, {cfg.posterior_samples} samples; the library "
         "default is 5,000 and 1,000). 'true interactions found' counts the planted interacting pairs among those chosen."
         "\n\nTwo regrets, so that neither misleads. The paper's regret is the oracle's cumulative reward minus the "
         f"policy's, where the oracle takes the {cfg.batch} best pairs every round; it is a reward gap, and it can fall "

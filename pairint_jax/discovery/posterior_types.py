@@ -21,9 +21,9 @@ from pairint_jax.discovery.links import apply_link as _link
 ELBOS = ("analytic", "mc")
 FACTOR_PRIORS = ("shared", "ard", "unit")
 #: Default rank ``m`` of every entry point (``LowRankModel``, ``simulate``, ``Campaign``, the CLI).
-#: The digest's default is 5; 8 is what finds every block of a block-structured map (synthetic
-#: (b)) and costs nothing on the hub-driven real maps (benchmarks/RESULTS.md, "Rank 8 and the
-#: identity link's floor").
+#: The digest's default is 5; with the identity link's floor, 8 finds the blocks of a
+#: block-structured map (synthetic (b)) that rank 5 misses, and is within seed noise of rank 5 on
+#: the hub-driven real maps (benchmarks/RESULTS.md, "Rank 8 and the identity link's floor").
 DEFAULT_RANK = 8
 #: Default ``factor_scale_min`` per link, in standardised units of the scores. Identity: 1.0, the
 #: digest's standard-normal factor prior as a floor (the scores are centred and of unit variance,
