@@ -52,7 +52,9 @@ def model_from_settings(settings: dict, n: int, scores=()) -> post.LowRankModel:
 
     ``link = "auto"`` is resolved from ``scores``, the observed scores of the round
     (:func:`~pairint_jax.discovery.links.resolve_link`: ``"abs"`` while none is negative), and an
-    ``elbo`` stored as null is then picked for that link, so a resumed campaign fits the same model."""
+    ``elbo`` or ``factor_scale_min`` stored as null is then picked for that link
+    (:data:`~pairint_jax.discovery.posterior.DEFAULT_FACTOR_SCALE_MIN`), so a resumed campaign fits
+    the same model."""
     fields = {f.name for f in dataclasses.fields(post.LowRankModel)} - {"n"}
     stored = {k: v for k, v in settings.items() if k in fields}
     stored.setdefault("factor_scale_min", 0.0)
