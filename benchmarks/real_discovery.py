@@ -336,8 +336,8 @@ def main(argv=None) -> None:
     policies = tuple(args.policies.split(","))
     modes = ("off", "on") if args.features == "both" else (args.features,)
     lines = [f"Settings: {args.rounds} rounds x batch {args.batch}, {args.seeds} seeds, default LowRankModel "
-             f"(rank {pj.discovery.posterior.DEFAULT_RANK}, main effects, shared factor prior floored at 0.5 (abs link) or 1.0 (identity)), {args.steps} SVI steps, K = {args.num_samples}; "
-             f"first round random. Device: {jax.devices()[0].platform}; jax {jax.__version__}. "
+             f"(rank {pj.discovery.posterior.DEFAULT_RANK}, main effects, shared factor prior floored at 0.5 (abs link) or 1.0 (identity)), {args.steps} SVI steps, K = {args.num_samples}, "
+             f"IDS lambda = {pj.discovery.acquisition.IDS_LAMBDA:g}; first round random. Device: {jax.devices()[0].platform}; jax {jax.__version__}. "
              "Cells: top-5% found, mean [min, max] over seeds.", ""]
     print("\n".join(lines), flush=True)
     curves = {}

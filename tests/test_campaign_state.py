@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import pairint_jax as pj
 from pairint_jax import _validate as V
 from pairint_jax.cli import main
-from pairint_jax.discovery import acquisition, campaign_schema, links, posterior
+from pairint_jax.discovery import acquisition, campaign_round, campaign_schema, links, policies, posterior
 from pairint_jax.discovery.campaign import Campaign
 from pairint_jax.discovery.campaign_store import dump as _dump
 from pairint_jax.discovery.campaign_schema import CampaignStateError, validate_state
@@ -239,6 +239,8 @@ def test_the_schema_mirrors_the_constants_of_the_jax_modules():
     assert campaign_schema.LINK_CHOICES == links.LINK_CHOICES
     assert campaign_schema.DEFAULT_RANK == posterior.DEFAULT_RANK
     assert campaign_schema.FACTOR_PRIORS == posterior.FACTOR_PRIORS
+    assert campaign_schema.IDS_LAMBDA == acquisition.IDS_LAMBDA == policies.REGISTRY["ids"].options["lam"]
+    assert policies.REGISTRY["ids_tiled"].options["lam"] == acquisition.IDS_LAMBDA
     assert campaign_schema.MODEL_FIELDS == tuple(f.name for f in dataclasses.fields(posterior.LowRankModel) if f.name != "n")
     assert {k: set(v) for k, v in campaign_schema.POLICY_OPTIONS.items()} == {
         k: set(v) for k, v in acquisition.POLICY_OPTIONS.items()}
@@ -277,6 +279,45 @@ def test_an_auto_link_campaign_stores_no_floor_and_picks_it_with_the_link(tmp_pa
     assert (id_model.link, id_model.factor_scale_min) == ("identity", 1.0)
     fixed = Campaign.create(tmp_path / "d", NAMES, batch=2, steps=20, num_samples=8, link="identity")
     assert fixed.settings["factor_scale_min"] == 1.0  # a fixed link stores its floor
+
+
+def _lam_of_next_proposal(folder, monkeypatch) -> float:
+    """The ``lam`` that the next ``propose`` of the campaign in ``folder`` passes to the round."""
+    seen = {}
+    real = campaign_round.rounds.step_jit
+
+    def spy(*args, options, **kwargs):
+        seen.update(options)
+        return real(*args, options=options, **kwargs)
+
+    c = Campaign.open(folder)
+    pending = c.propose()  # the pending batch, returned again without a new round
+    c.observe(pending, [0.5] * len(pending))
+    monkeypatch.setattr(campaign_round.rounds, "step_jit", spy)
+    c.propose()
+    return seen["lam"]
+
+
+def test_an_ids_campaign_stores_its_lambda_and_an_old_file_resumes_with_2(base, tmp_path, monkeypatch):
+    """A new IDS campaign stores ``lam`` (today's default, 4), so a later change of the default
+    leaves it alone. A file that stores none was written when the default was 2 and resumes
+    with 2: the proposals of an uninterrupted run."""
+    assert json.loads((base / "campaign.json").read_text())["settings"]["policy_options"] == {"lam": 4.0}
+    c = Campaign.create(tmp_path / "own", NAMES, batch=2, policy_options={"lam": 3.0}, **SMALL)
+    assert c.settings["policy_options"] == {"lam": 3.0}
+    ucb = Campaign.create(tmp_path / "ucb", NAMES, batch=2, policy="ucb", **SMALL)
+    assert ucb.settings["policy_options"] == {}  # only IDS stores a default it did not get
+
+    assert campaign_round.policy_options("ids", {})["lam"] == campaign_schema.LEGACY_IDS_LAMBDA == 2.0
+    assert campaign_round.policy_options("ids", {"lam": 4.0})["lam"] == 4.0
+    assert campaign_round.policy_options("ucb", {}) == {"beta": 1.0, "chunk_size": None}
+
+    old, _, _ = damaged(base, tmp_path, _delete("settings.policy_options.lam"))
+    assert "lam" not in Campaign.open(old).settings["policy_options"]
+    assert _lam_of_next_proposal(old, monkeypatch) == 2.0
+    new = tmp_path / "new"
+    shutil.copytree(base, new)
+    assert _lam_of_next_proposal(new, monkeypatch) == 4.0
 
 
 # ----------------------------------------------------------------------------- umask

@@ -11,7 +11,7 @@ import click
 
 from pairint_jax._validate import listing
 from pairint_jax.commands.common import SEED, _cli_errors, check_writable, device_option, screen_options, select_device
-from pairint_jax.discovery.campaign_schema import DEFAULT_RANK, LINK_CHOICES  # JAX-free mirrors
+from pairint_jax.discovery.campaign_schema import DEFAULT_RANK, IDS_LAMBDA, LINK_CHOICES  # JAX-free mirrors
 
 __all__ = ["COMMANDS"]
 
@@ -49,7 +49,7 @@ _FROM_SCREEN_READ = ("groupby", "use_rep", "layer", "control", "sep")
 @click.option("--rank", default=DEFAULT_RANK, show_default=True, help="Rank m of the low-rank model of the score matrix.")
 @click.option("--steps", default=5000, show_default=True, help="SVI steps per fit.")
 @click.option("--samples", "num_samples", default=1000, show_default=True, help="Posterior samples per round.")
-@click.option("--lam", default=None, type=float, help="IDS: lambda of Psi = Delta^lambda / v (default 2).")
+@click.option("--lam", default=None, type=float, help=f"IDS: lambda of Psi = Delta^lambda / v (default {IDS_LAMBDA:g}).")
 @click.option("--beta", default=None, type=float, help="UCB: exploration weight beta (default 1).")
 @click.option("--link", type=click.Choice(LINK_CHOICES), default="auto", show_default=True,
               help="Link of the score model: auto fits |F| (abs) while no observed score is negative (a magnitude such "

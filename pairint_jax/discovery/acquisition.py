@@ -74,6 +74,7 @@ from pairint_jax.discovery.sample_stats import (
 from pairint_jax.discovery.selection import Batch, finish_batch, lex_argmin, pair_index, pairs_from_flat, top_b, upper_mask
 
 __all__ = [
+    "IDS_LAMBDA",
     "Batch",
     "IDSStats",
     "greedy",
@@ -85,6 +86,13 @@ __all__ = [
     "uncertainty",
     "uniform",
 ]
+
+
+#: Default ``lambda`` of ``Psi = Delta^lambda / v``. The digest's default is 2; its tuning grid is
+#: {2, ..., 5}. 4 is the default since issue 12: on the maps of ``benchmarks/real_discovery.py``
+#: it finds every top-5% pair of synthetic (b), where 2 stalls on some seeds (0.95), and it is
+#: at least as good elsewhere (``benchmarks/RESULTS.md``, "IDS lambda = 4").
+IDS_LAMBDA = 4.0
 
 
 class IDSStats(NamedTuple):
@@ -137,7 +145,7 @@ def uniform(samples, remaining, key, *, batch: int) -> Batch:
     return Batch(pairs, valid, jnp.where(valid, vals, 0.0).astype(jnp.float32), jnp.int32(0), jnp.bool_(False))
 
 
-def ids_stats(samples, remaining, *, lam=2.0, chunk_size: int | None = None) -> IDSStats:
+def ids_stats(samples, remaining, *, lam=IDS_LAMBDA, chunk_size: int | None = None) -> IDSStats:
     """The IDS quantities (Delta, v, Psi, p_best, mean, std) over the remaining actions.
 
     See the module docstring for the formulas and the ``v = 0`` rule.
@@ -145,7 +153,7 @@ def ids_stats(samples, remaining, *, lam=2.0, chunk_size: int | None = None) -> 
     Args:
       samples: :class:`FactorSamples` or ``[K, n, n]``.
       remaining: ``[n, n]`` bool.
-      lam: ``lambda`` (traced; digest default 2).
+      lam: ``lambda`` (traced; default :data:`IDS_LAMBDA`).
       chunk_size: rows of ``R`` per block (static; None: automatic).
 
     Returns:
@@ -165,7 +173,7 @@ def ids_stats(samples, remaining, *, lam=2.0, chunk_size: int | None = None) -> 
     return IDSStats(*fields, n_valid)
 
 
-def ids(samples, remaining, key, *, batch: int, lam=2.0, reestimate: bool = False, chunk_size: int | None = None) -> Batch:
+def ids(samples, remaining, key, *, batch: int, lam=IDS_LAMBDA, reestimate: bool = False, chunk_size: int | None = None) -> Batch:
     """Information-directed sampling: the ``batch`` actions with the smallest ``Psi``.
 
     ``Psi(a) = Delta(a)^lambda / v(a)`` (module docstring). Greedy batch: slots are
@@ -178,7 +186,7 @@ def ids(samples, remaining, key, *, batch: int, lam=2.0, reestimate: bool = Fals
       remaining: ``[n, n]`` bool.
       key: PRNG key (used only by the random fallback).
       batch: ``b`` (static).
-      lam: ``lambda`` (traced; digest default 2).
+      lam: ``lambda`` (traced; default :data:`IDS_LAMBDA`).
       reestimate: re-estimate per slot (static; default False, the paper's greedy batch).
       chunk_size: rows of ``R`` per block (static; None: automatic).
 

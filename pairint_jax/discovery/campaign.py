@@ -141,7 +141,9 @@ class Campaign:
             stored as such and resolved every round from the scores observed so far: ``"abs"``
             (the score is a magnitude) while none is negative, ``"identity"`` from the first
             negative score on (:func:`~pairint_jax.discovery.links.resolve_link`).
-          policy_options: e.g. ``{"lam": 2.0}`` for IDS, ``{"beta": 1.0}`` for UCB.
+          policy_options: e.g. ``{"lam": 4.0}`` for IDS, ``{"beta": 1.0}`` for UCB. An IDS
+            campaign stores its ``lam`` (default
+            :data:`~pairint_jax.discovery.acquisition.IDS_LAMBDA`).
           features: optional ``[n, f]`` per-perturbation features (rows in the order of
             ``perturbations``; NaN = missing), stored in the state: the prior mean of
             ``"hub"``, and of the posterior where it takes features.
@@ -177,6 +179,8 @@ class Campaign:
         if not get_policy(policy).jittable:
             raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
         policy = get_policy(policy).name  # "uniform" is stored as "random"
+        if policy == "ids":  # stored, so the file keeps its lambda if the default changes (campaign_round.policy_options)
+            opts.setdefault("lam", get_policy("ids").options["lam"])
         model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples,
                              link=resolve_link(link, ()), offset=offset, standardize=standardize, nonnegative=nonnegative)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):

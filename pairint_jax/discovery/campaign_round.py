@@ -27,6 +27,7 @@ import numpy as np
 from pairint_jax.discovery import posterior as post
 from pairint_jax.discovery import rounds
 from pairint_jax.discovery.campaign_store import pending
+from pairint_jax.discovery.campaign_schema import LEGACY_IDS_LAMBDA
 from pairint_jax.discovery.links import resolve_link
 from pairint_jax.discovery.policies import check_policy, get_policy
 
@@ -60,6 +61,19 @@ def model_from_settings(settings: dict, n: int, scores=()) -> post.LowRankModel:
     stored.setdefault("factor_scale_min", 0.0)
     stored["link"] = resolve_link(stored.get("link", "identity"), scores)
     return post.LowRankModel(n=n, **stored)
+
+
+def policy_options(policy: str, stored: dict) -> dict:
+    """The options of a stored campaign's policy, merged over the defaults
+    (:func:`~pairint_jax.discovery.policies.check_policy`).
+
+    A new IDS campaign stores its ``lam``. An IDS file that stores none was written when the
+    default was 2 (:data:`~pairint_jax.discovery.campaign_schema.LEGACY_IDS_LAMBDA`) and resumes
+    with 2, so it proposes what it would have proposed uninterrupted."""
+    opts = dict(stored)
+    if policy == "ids":
+        opts.setdefault("lam", LEGACY_IDS_LAMBDA)
+    return check_policy(policy, opts)
 
 
 def features_json(features) -> list | None:
@@ -121,8 +135,8 @@ def compute_proposal(state: dict, *, progress: bool):
     n = len(names)
     index = {p: i for i, p in enumerate(names)}
     obs = state["observations"]
-    opts = check_policy(s["policy"], dict(s["policy_options"]))
     policy = get_policy(s["policy"]).name
+    opts = policy_options(policy, s["policy_options"])
     if policy == "ids" and n >= TILED_MIN_N and not opts.get("reestimate", False):
         policy, opts = "ids_tiled", {"lam": opts["lam"]}
     sort = lambda pairs: np.sort(np.array(pairs, np.int64).reshape(-1, 2), axis=1)

@@ -65,6 +65,10 @@ _OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_p
 FACTOR_PRIORS = ("shared", "ard", "unit")
 #: ``posterior.DEFAULT_RANK`` (the default rank of ``Campaign.create`` and ``pairint campaign-init``).
 DEFAULT_RANK = 8
+#: ``acquisition.IDS_LAMBDA`` (the ``lam`` a new IDS campaign stores).
+IDS_LAMBDA = 4.0
+#: The ``lam`` of an IDS campaign file that stores none: it was written when the default was 2.
+LEGACY_IDS_LAMBDA = 2.0
 #: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
 MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
                 "main_effects", "factor_prior", "factor_scale_min")

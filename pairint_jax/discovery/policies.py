@@ -6,7 +6,7 @@ Every policy is reached through :data:`REGISTRY` (``simulate``, ``simulate_many`
 ========== ======================================== ==================================== =========
 name       function                                 options (default)                    reads
 ========== ======================================== ==================================== =========
-ids        :func:`~.acquisition.ids`                lam (2.0), reestimate (False),       posterior
+ids        :func:`~.acquisition.ids`                lam (4.0), reestimate (False),       posterior
                                                     chunk_size (None)
 ts         :func:`~.acquisition.thompson`           --                                   posterior
 ucb        :func:`~.acquisition.ucb`                beta (1.0), chunk_size (None)        posterior
@@ -14,7 +14,7 @@ us         :func:`~.acquisition.uncertainty`        chunk_size (None)           
 greedy     :func:`~.acquisition.greedy`             chunk_size (None)                    posterior
 hub        :func:`~.hub.hub`                        --                                   observations
 random     :func:`~.acquisition.uniform`            --                                   nothing
-ids_tiled  :func:`~.tiled.ids_tiled` (host driver)  lam (2.0), tile_size (None)          posterior
+ids_tiled  :func:`~.tiled.ids_tiled` (host driver)  lam (4.0), tile_size (None)          posterior
 ========== ======================================== ==================================== =========
 
 ``"uniform"`` is accepted as another name of ``"random"``. Options named in
@@ -93,14 +93,14 @@ def _entry(name, fn, reads, jittable=True, **options):
 
 
 REGISTRY: Mapping[str, Policy] = types.MappingProxyType({
-    "ids": _entry("ids", acq.ids, "posterior", lam=2.0, reestimate=False, chunk_size=None),
+    "ids": _entry("ids", acq.ids, "posterior", lam=acq.IDS_LAMBDA, reestimate=False, chunk_size=None),
     "ts": _entry("ts", acq.thompson, "posterior"),
     "ucb": _entry("ucb", acq.ucb, "posterior", beta=1.0, chunk_size=None),
     "us": _entry("us", acq.uncertainty, "posterior", chunk_size=None),
     "greedy": _entry("greedy", acq.greedy, "posterior", chunk_size=None),
     "hub": _entry("hub", hub, "observations"),
     "random": _entry("random", acq.uniform, "nothing"),
-    "ids_tiled": _entry("ids_tiled", _ids_tiled, "posterior", jittable=False, lam=2.0, tile_size=None),
+    "ids_tiled": _entry("ids_tiled", _ids_tiled, "posterior", jittable=False, lam=acq.IDS_LAMBDA, tile_size=None),
 })
 #: Other accepted spellings -> the canonical name.
 ALIASES = types.MappingProxyType({"uniform": "random"})

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax._progress import progress as _progress
+from pairint_jax.discovery.acquisition import IDS_LAMBDA
 from pairint_jax.discovery.posterior import FactorSamples
 from pairint_jax.discovery.tiled_passes import empty_buffer, final_batch, pass_best, pass_select
 from pairint_jax.parallel import check_mesh, mesh_size, replicated, sharded
@@ -207,7 +208,7 @@ def ids_tiled(
     batch: int,
     exclude=None,
     remaining=None,
-    lam: float = 2.0,
+    lam: float = IDS_LAMBDA,
     tile_size: int | None = None,
     mesh=None,
     progress: bool = False,
@@ -231,7 +232,7 @@ def ids_tiled(
         unavailable); scales with ``k``, not ``n^2``.
       remaining: optional ``[n, n]`` bool mask (as the other policies take; ``n^2`` bytes
         on every device). Both may be given; a pair must pass both.
-      lam: ``lambda`` (default 2).
+      lam: ``lambda`` (default :data:`~pairint_jax.discovery.acquisition.IDS_LAMBDA`).
       tile_size: ``T`` (static; default :func:`tile_plan`).
       mesh: optional :class:`~jax.sharding.Mesh`: pass 1 shards the samples, pass 2 the
         tiles, over all its devices; the result equals the single-device one.
