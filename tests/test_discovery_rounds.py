@@ -77,8 +77,10 @@ def test_campaign_propose_is_one_step(tmp_path, policy):
     assert c.propose() == want
 
 
-def test_tiled_step_equals_in_memory_step():
-    """policy "ids_tiled" (host, pair lists) picks what "ids" picks from the same state and key."""
+@pytest.mark.parametrize("options", [{}, {"lam": 2.0}], ids=["default-lambda", "lambda-2"])
+def test_tiled_step_equals_in_memory_step(options):
+    """policy "ids_tiled" (host, pair lists) picks what "ids" picks from the same state, key and
+    options (the default lambda of both, and an explicit one)."""
     r = truth(12)
     model = post.LowRankModel(n=12, rank=2, steps=60, num_samples=32)
     observed = np.array([[0, 1], [2, 5], [3, 4], [1, 7], [6, 9]])
@@ -89,8 +91,8 @@ def test_tiled_step_equals_in_memory_step():
     key = jax.random.key(3)
     dense = rounds.init(jax.random.key(0), model, 16, observations=obs, remaining=rem)
     tiled = rounds.init(jax.random.key(0), model, 16, observations=obs, remaining=False, exclude=in_flight)
-    _, a = rounds.step_jit(key, dense, obs, model=model, policy="ids", batch=4)
-    new, b = rounds.step(key, tiled, obs, model=model, policy="ids_tiled", batch=4, options={"lam": 2.0})
+    _, a = rounds.step_jit(key, dense, obs, model=model, policy="ids", batch=4, options=options)
+    new, b = rounds.step(key, tiled, obs, model=model, policy="ids_tiled", batch=4, options=options)
     np.testing.assert_array_equal(np.asarray(a.pairs), np.asarray(b.pairs))
     np.testing.assert_allclose(np.asarray(a.score), np.asarray(b.score), rtol=1e-5)
     assert new.remaining is None and len(new.exclude) == 2 + 4

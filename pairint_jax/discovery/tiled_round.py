@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pairint_jax.discovery import posterior as post
+from pairint_jax.discovery.policies import get_policy
 from pairint_jax.discovery.tiled import ids_tiled
 
 __all__ = ["random_pairs", "tiled_step"]
@@ -59,8 +60,9 @@ def tiled_step(key, state, observations, *, model, batch: int, options: dict, lr
         posterior, info = post.fit_jit(kf, state.posterior, observations, model=model, lr=lr, sigma_scale=sigma_scale)
         samples = post.sample(ks, posterior, model=model)
         remaining = None if state.remaining is None else np.asarray(state.remaining)
+        opts = {**get_policy("ids_tiled").options, **options}  # the registry's defaults
         tb = ids_tiled(samples, ka, batch=batch, exclude=taken if len(taken) else None, remaining=remaining,
-                       lam=float(options.get("lam", 2.0)), tile_size=options.get("tile_size"), progress=progress)
+                       lam=float(opts["lam"]), tile_size=opts["tile_size"], progress=progress)
         pairs, valid, score, n_valid, fallback = tb.pairs, tb.valid, tb.score, tb.n_valid, tb.fallback
         loss = np.float32(info.loss)
     chosen = np.asarray(pairs)[np.asarray(valid)]
