@@ -179,7 +179,8 @@ class Campaign:
         if not get_policy(policy).jittable:
             raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
         policy = get_policy(policy).name  # "uniform" is stored as "random"
-        if policy == "ids":  # stored, so the file keeps its lambda if the default changes (campaign_round.policy_options)
+        # stored, so the file keeps its lambda if the default changes (campaign_round.policy_options)
+        if policy == "ids":
             opts.setdefault("lam", get_policy("ids").options["lam"])
         model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples,
                              link=resolve_link(link, ()), offset=offset, standardize=standardize, nonnegative=nonnegative)

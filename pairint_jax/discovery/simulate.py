@@ -429,7 +429,8 @@ def simulate(
         (see :func:`simulate_many`).
       features: optional ``[n, f]`` per-perturbation features (NaN = missing): the prior
         mean of ``"hub"``, and of the posterior where it takes features.
-      **policy_options: ``lam=4.0`` (:data:`~pairint_jax.discovery.acquisition.IDS_LAMBDA`) and ``reestimate=False`` for IDS, ``beta=1.0`` for UCB.
+      **policy_options: ``lam=4.0`` (:data:`~pairint_jax.discovery.acquisition.IDS_LAMBDA`) and
+        ``reestimate=False`` for IDS, ``beta=1.0`` for UCB.
 
     Returns:
       :class:`SimulationResult` with ``top5_fraction``, ``regret`` and ``known_found``,
