@@ -79,6 +79,19 @@ def test_features_csv_is_stored_in_campaign_order(tmp_path):
     assert Campaign.open(plain).features is None
 
 
+def test_feature_interactions_flag_is_stored_and_needs_features(tmp_path):
+    """``--feature-interactions`` stores the setting (off by default); without features it is one
+    line of error and creates nothing."""
+    csv = _features_csv(tmp_path, [f"{n},{i},{i * i}" for i, n in enumerate(NAMES)])
+    for flag, want in ((["--feature-interactions"], True), ([], False)):
+        folder = tmp_path / f"camp{want}"
+        res = run(["campaign-init", folder, "-p", ",".join(NAMES), "--features", csv, *flag, *SMALL])
+        assert res.exit_code == 0, res.output
+        assert json.loads((folder / "campaign.json").read_text())["settings"]["feature_interactions"] is want
+    line = _one_line_error(run(["campaign-init", tmp_path / "bare", "-p", ",".join(NAMES), "--feature-interactions"]))
+    assert "need features" in line and not (tmp_path / "bare" / "campaign.json").exists()
+
+
 @pytest.mark.parametrize("rows, header, match", [
     ([*(f"{n},1,2" for n in NAMES), "ZZ,1,2"], "perturbation,size,fitness",
      r"1 name\(s\) in column 'perturbation' are not perturbations of the campaign: 'ZZ'"),

@@ -31,7 +31,8 @@ def test_analytic_elbo_equals_numpyro_monte_carlo(rng, variant):
     (20,000 single-particle draws) within 4 standard errors, at arbitrary guide parameters,
     in both likelihood layouts (dense [n, n] and gather over buffer slots), which agree to
     float32 rounding; without main effects, with main effects, features (a NaN
-    included) and ARD scales, and with main effects and a shared factor scale."""
+    included), the feature-interaction term ``x_i^T B x_j`` and ARD scales, and with main
+    effects and a shared factor scale."""
     from numpyro.infer import Trace_ELBO
 
     from pairint_jax.discovery import posterior_model as PM
@@ -46,7 +47,8 @@ def test_analytic_elbo_equals_numpyro_monte_carlo(rng, variant):
     exact = {}
     for layout in ("dense", "gather"):
         prior = {"factors": "unit", "main+features+ard": "ard", "main+shared": "shared"}[variant]
-        model = P.LowRankModel(n=n, rank=3, offset=True, layout=layout, main_effects=full, factor_prior=prior)
+        model = P.LowRankModel(n=n, rank=3, offset=True, layout=layout, main_effects=full, factor_prior=prior,
+                               feature_interactions=feats is not None)
         state = P.init(jax.random.key(0), model, features=feats, init_loc_scale=0.8)
         p = dict(state.params)
         p["U_scale"] = jnp.asarray(np.linspace(0.1, 0.8, n * 3).reshape(n, 3), jnp.float32)
@@ -61,6 +63,10 @@ def test_analytic_elbo_equals_numpyro_monte_carlo(rng, variant):
             assert state.features.shape == (n, 3)  # 2 features + 1 missing-value flag
             p["w_loc"], p["w_scale"] = jnp.asarray([0.3, -0.2, 0.1]), jnp.asarray([0.2, 0.3, 0.1])
             p["factor_scale"] = jnp.asarray([0.5, 1.2, 0.9])
+            # the feature-interaction matrix B (on by default): an asymmetric mean, unequal scales
+            p["B_loc"] = jnp.asarray(np.linspace(-0.6, 0.5, 9).reshape(3, 3), jnp.float32)
+            p["B_scale"] = jnp.asarray(np.linspace(0.1, 0.5, 9).reshape(3, 3).T, jnp.float32)
+            p["B_tau"] = jnp.float32(0.6)
         data = PM.model_data(obs, state.features, 0.0, 1.0, 0.8, 1.5, model=model)
         assert len(data[0]) == (2 if layout == "dense" else 4)
         exact[layout] = float(P._analytic_neg_elbo(p, *data, model=model))

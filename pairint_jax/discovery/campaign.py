@@ -125,6 +125,7 @@ class Campaign:
         nonnegative: bool = False,
         policy_options: dict | None = None,
         features=None,
+        feature_interactions: bool = False,
     ) -> Campaign:
         """Start a campaign over all pairs of ``perturbations`` in a new folder ``path``.
 
@@ -147,6 +148,8 @@ class Campaign:
           features: optional ``[n, f]`` per-perturbation features (rows in the order of
             ``perturbations``; NaN = missing), stored in the state: the prior mean of
             ``"hub"``, and of the posterior where it takes features.
+          feature_interactions: add the posterior's feature-interaction term (default False;
+            :class:`~pairint_jax.discovery.posterior.LowRankModel`); stored in the settings.
 
         Returns:
           The new :class:`Campaign` (already saved).
@@ -179,11 +182,15 @@ class Campaign:
         if not get_policy(policy).jittable:
             raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
         policy = get_policy(policy).name  # "uniform" is stored as "random"
+        if feature_interactions and features is None:
+            raise ValueError("feature interactions (feature_interactions=True, --feature-interactions) need features: "
+                             "the term is x_i' B x_j; pass features= (--features FILE.csv or --from-screen).")
         # stored, so the file keeps its lambda if the default changes (campaign_round.policy_options)
         if policy == "ids":
             opts.setdefault("lam", get_policy("ids").options["lam"])
         model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples,
-                             link=resolve_link(link, ()), offset=offset, standardize=standardize, nonnegative=nonnegative)
+                             link=resolve_link(link, ()), offset=offset, standardize=standardize,
+                             nonnegative=nonnegative, feature_interactions=feature_interactions)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")

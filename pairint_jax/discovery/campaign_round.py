@@ -49,7 +49,8 @@ def bucket(k: int) -> int:
 
 def model_from_settings(settings: dict, n: int, scores=()) -> post.LowRankModel:
     """The :class:`~pairint_jax.discovery.posterior.LowRankModel` of stored settings (missing fields: defaults,
-    but a file written before ``factor_scale_min`` existed resumes unbounded, 0.0, as it was created).
+    but a file written before ``factor_scale_min`` existed resumes unbounded, 0.0, and one written
+    before ``feature_interactions`` existed resumes without them, as it was created).
 
     ``link = "auto"`` is resolved from ``scores``, the observed scores of the round
     (:func:`~pairint_jax.discovery.links.resolve_link`: ``"abs"`` while none is negative), and an
@@ -59,6 +60,7 @@ def model_from_settings(settings: dict, n: int, scores=()) -> post.LowRankModel:
     fields = {f.name for f in dataclasses.fields(post.LowRankModel)} - {"n"}
     stored = {k: v for k, v in settings.items() if k in fields}
     stored.setdefault("factor_scale_min", 0.0)
+    stored.setdefault("feature_interactions", False)
     stored["link"] = resolve_link(stored.get("link", "identity"), scores)
     return post.LowRankModel(n=n, **stored)
 

@@ -13,9 +13,10 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
 * ``format`` ``"pairint-campaign"``, ``version`` 1;
 * ``perturbations``: ``n >= 2`` distinct non-empty names without surrounding spaces;
 * ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo``, ``layout``,
-  ``main_effects``, ``factor_prior`` and ``factor_scale_min`` may be absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored
-  flat; files written before some existed lack them); ``link`` may be ``"auto"``, resolved every
-  round from the observed scores, and ``elbo`` is then ``null``;
+  ``main_effects``, ``factor_prior``, ``factor_scale_min`` and ``feature_interactions`` may be
+  absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored flat; files
+  written before some existed lack them); ``link`` may be ``"auto"``, resolved every round from
+  the observed scores, and ``elbo`` is then ``null``;
 * ``features``: absent, ``null`` or ``[n, f]`` numbers (``null`` = missing), ``f >= 1``;
 * ``rng``: ``{"seed": settings.seed, "round": R}`` with ``R`` the last proposal's round;
 * ``observations``: ``{"a", "b", "score", "round"}`` with ``a`` before ``b`` in
@@ -26,7 +27,8 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
   ``U_loc, U_scale, V_loc, V_scale [n, settings.rank]``, ``sigma_loc, sigma_scale []`` and,
   with ``settings.offset``, ``offset_loc, offset_scale []``; optionally (issue 12, see
   :data:`EXTRA_PARAMS`) ``a_loc, a_scale [n]``, ``a_tau, w_tau []``, ``w_loc, w_scale [f]``,
-  ``factor_scale`` (``[]`` or ``[rank]``); ``*_scale``, ``*_tau`` and ``scale`` > 0.
+  ``factor_scale`` (``[]`` or ``[rank]``), ``B_loc, B_scale [f, f]``, ``B_tau []``; ``*_scale``,
+  ``*_tau`` and ``scale`` > 0.
 
 This module imports neither JAX nor NumPy (a crash-test child opens campaigns without
 JAX), so the few constants it shares with the JAX modules are mirrored here and compared
@@ -59,8 +61,10 @@ POLICY_OPTIONS = {"ids": ("lam", "reestimate", "chunk_size"), "ts": (), "ucb": (
 LINK_CHOICES = ("identity", "abs", "softplus", "auto")
 #: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
-            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min", "seed")
-_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min")
+            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min",
+            "feature_interactions", "seed")
+_OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min",
+                      "feature_interactions")
 #: ``posterior.FACTOR_PRIORS``.
 FACTOR_PRIORS = ("shared", "ard", "unit")
 #: ``posterior.DEFAULT_RANK`` (the default rank of ``Campaign.create`` and ``pairint campaign-init``).
@@ -71,15 +75,16 @@ IDS_LAMBDA = 4.0
 LEGACY_IDS_LAMBDA = 2.0
 #: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
 MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
-                "main_effects", "factor_prior", "factor_scale_min")
+                "main_effects", "factor_prior", "factor_scale_min", "feature_interactions")
 #: Guide parameters of the posterior: ``[n, rank]`` factors and scalars (offset ones only with ``offset``).
 PARAMS = {"U_loc": 2, "U_scale": 2, "V_loc": 2, "V_scale": 2, "sigma_loc": 0, "sigma_scale": 0,
           "offset_loc": 0, "offset_scale": 0}
-#: Parameters added by issue 12 (main effects, feature weights, learned factor scale), optional
-#: (a file written before them resumes with their initial values): ``"n"`` an ``[n]`` array,
-#: ``"f"`` an ``[f']`` array, ``"r"`` a number or an ``[rank]`` array, 0 a number. All but the
-#: ``*_loc`` ones are > 0.
-EXTRA_PARAMS = {"a_loc": "n", "a_scale": "n", "a_tau": 0, "w_loc": "f", "w_scale": "f", "w_tau": 0, "factor_scale": "r"}
+#: Parameters added by issue 12 (main effects, feature weights, learned factor scale, the
+#: feature-interaction matrix ``B``), optional (a file written before them resumes with their
+#: initial values): ``"n"`` an ``[n]`` array, ``"f"`` an ``[f']`` array, ``"ff"`` an ``[f', f']``
+#: array, ``"r"`` a number or an ``[rank]`` array, 0 a number. All but the ``*_loc`` ones are > 0.
+EXTRA_PARAMS = {"a_loc": "n", "a_scale": "n", "a_tau": 0, "w_loc": "f", "w_scale": "f", "w_tau": 0, "factor_scale": "r",
+                "B_loc": "ff", "B_scale": "ff", "B_tau": 0}
 _TOP = ("format", "version", "perturbations", "settings", "rng", "observations", "proposals", "posterior", "features")
 
 
@@ -185,7 +190,7 @@ def _settings(s) -> dict:
         _number(f"settings.{name}", s[name], positive=True)
     if s["link"] not in LINK_CHOICES:
         raise _Bad("settings.link", f"must be one of {', '.join(map(repr, LINK_CHOICES))}, got {_short(s['link'])}")
-    for name in ("offset", "standardize", "nonnegative", "main_effects"):
+    for name in ("offset", "standardize", "nonnegative", "main_effects", "feature_interactions"):
         if name in s and not isinstance(s[name], bool):
             raise _Bad(f"settings.{name}", f"must be true or false, got {_short(s[name])}")
     if s.get("elbo") not in (None, "analytic", "mc"):
@@ -309,6 +314,12 @@ def _posterior(post, n: int, s: dict) -> None:
 
 
 def _extra_param(field: str, val, kind, n: int, rank: int, *, positive: bool) -> None:
+    if kind == "ff":
+        if not (isinstance(val, list) and all(isinstance(r, list) and len(r) == len(val) for r in val)):
+            raise _Bad(field, f"must be a square [f, f] array, got {_shape(val)}")
+        for i, row in enumerate(val):
+            _extra_param(f"{field}[{i}]", row, "f", n, rank, positive=positive)
+        return
     if kind == 0 or (kind == "r" and not isinstance(val, list)):
         _number(field, val, positive=positive)
         return

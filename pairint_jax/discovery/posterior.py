@@ -7,17 +7,21 @@ per-perturbation main effects). For ``n`` perturbations and rank ``m``::
                                       the floor is 1.0 under the identity link, 0.5 under a magnitude link)
     w    ~ N(0, tau_w^2)^{f'}         (weights of the features, when given; tau_w learned)
     a_i  ~ N(x_i . w, tau_a^2)        (main effects, ``main_effects=True``; tau_a learned)
+    B    ~ N(0, tau_B^2)^{f' x f'}    (feature interactions, with features and ``feature_interactions=True``)
     b    ~ N(0, offset_scale^2)       (optional global offset, ``offset=True``)
     sigma ~ HalfNormal(sigma_scale)
-    F_ij = b + a_i + a_j + 1/2 (u_i . v_j + v_i . u_j)
+    F_ij = b + a_i + a_j + 1/2 (u_i . v_j + v_i . u_j) + 1/2 (x_i^T B x_j + x_j^T B x_i)
     y_ij ~ N(g(F_ij), sigma^2)        for every observed pair i < j
 
 ``x_i`` are the perturbation's side features (``init(..., features=)``: standardised,
 imputed, with missing-value flags; see :func:`~pairint_jax.discovery.posterior_features.prepare_features`).
-``tau_a``, ``tau_w`` and the factor scales ``lambda`` are point estimates (empirical Bayes: they
-maximise the same ELBO). Main effects carry the "hub" structure of real maps (genes that
-interact with many partners), which a mean-field fit of the factors alone shrinks to
-nothing when few pairs are observed.
+``tau_a``, ``tau_w``, ``tau_B`` and the factor scales ``lambda`` are point estimates (empirical
+Bayes: they maximise the same ELBO). Main effects carry the "hub" structure of real maps (genes
+that interact with many partners), which a mean-field fit of the factors alone shrinks to
+nothing when few pairs are observed. The feature interactions carry pair structure that the
+singles predict, such as Norman's map, where a strong single interacts most with a weak one:
+``B`` has ``f'^2`` entries, so it is learned from a few pairs, where the factors need
+several pairs per perturbation.
 
 ``g`` is the *link*: ``"identity"`` (the digest's model, the default of ``LowRankModel``), ``"abs"``
 (``g(F) = |F|``: a non-negative matrix that is the magnitude of a signed low-rank one)
@@ -32,7 +36,7 @@ cannot follow. (``simulate`` and ``Campaign`` default to ``link="auto"``, which 
 for a score that is never negative: :func:`~pairint_jax.discovery.links.resolve_link`.)
 
 The guide is mean-field Gaussian (hand-written, equivalent to numpyro's ``AutoNormal``):
-independent ``Normal(loc, scale)`` for every entry of ``U``, ``V``, ``a``, ``w`` and ``b``,
+independent ``Normal(loc, scale)`` for every entry of ``U``, ``V``, ``a``, ``w``, ``B`` and ``b``,
 and a log-normal for ``sigma``. The ELBO is closed-form (``elbo="analytic"``, identity link)
 or numpyro's ``TraceMeanField_ELBO`` (analytic Normal-Normal KLs, a Monte-Carlo likelihood),
 optimised with optax Adam (``lr=0.01``, ``steps=5000``). Both live in
@@ -61,9 +65,11 @@ import jax.numpy as jnp
 from pairint_jax.discovery.posterior_features import prepare_features
 from pairint_jax.discovery.posterior_model import (
     A_TAU0,
+    B_TAU0,
     GUIDE_SCALE0,
     W_SCALE,
     factor_scale_shape,
+    uses_feature_pairs,
     analytic_neg_elbo as _analytic_neg_elbo,
     make_svi,
     model_data,
@@ -134,6 +140,10 @@ def _default_params(key, model: LowRankModel, num_features: int, init_loc_scale)
             params["w_loc"] = jnp.zeros((num_features,), f32)
             params["w_scale"] = jnp.full((num_features,), GUIDE_SCALE0, f32)
             params["w_tau"] = jnp.full((), W_SCALE, f32)
+    if uses_feature_pairs(model, num_features):
+        params["B_loc"] = jnp.zeros((num_features, num_features), f32)
+        params["B_scale"] = jnp.full((num_features, num_features), GUIDE_SCALE0, f32)
+        params["B_tau"] = jnp.full((), B_TAU0, f32)
     if model.factor_prior != "unit":
         params["factor_scale"] = jnp.ones(factor_scale_shape(model), f32)
     return params
@@ -154,7 +164,8 @@ def init(key: jax.Array, model: LowRankModel, *, features=None, init_loc_scale: 
       features: optional ``[n, f]`` per-perturbation covariates (NaN = missing), concrete
         (not traced); processed by :func:`prepare_features` into ``[n, f']`` and kept in the
         state (``fit`` and ``sample`` read them there). They inform the main effects' prior
-        (with ``main_effects=False`` they are kept but unused).
+        and, with ``model.feature_interactions``, add the term ``1/2 (x_i^T B x_j + x_j^T B x_i)``
+        (with ``main_effects=False`` and ``feature_interactions=False`` they are kept but unused).
       init_loc_scale: spread of the initial factor locations.
 
     Returns:
@@ -277,8 +288,9 @@ def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_sa
     """Draw ``K`` samples of the factors from the guide.
 
     ``u_s = U_loc + U_scale * eps`` (then ``softplus`` if ``model.nonnegative``), likewise
-    ``v_s``, ``a_s`` and ``offset_s``. With main effects the factors are augmented,
-    ``u' = [u, a, 1]`` and ``v' = [v, 1, a]``, so that the reward matrix of sample ``s`` is
+    ``v_s``, ``a_s``, ``B_s`` and ``offset_s``. With main effects the factors are augmented,
+    ``u' = [u, a, 1]`` and ``v' = [v, 1, a]``, and with feature interactions by
+    ``[.., x]`` and ``[.., x B_s]`` (``x`` the ``[n, f']`` features), so that the reward matrix of sample ``s`` is
     always ``shift + scale * g(1/2 (u'_s v'_s^T + v'_s u'_s^T) + offset_s)`` (no observation
     noise: it is a sample of ``R``, not of ``y``).
 
@@ -289,7 +301,8 @@ def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_sa
       num_samples: ``K`` (static); defaults to ``model.num_samples``.
 
     Returns:
-      :class:`FactorSamples` with ``u, v [K, n, m']`` (``m' = m + 2`` with main effects), ``offset [K]``.
+      :class:`FactorSamples` with ``u, v [K, n, m']`` (``m' = m``, plus 2 with main effects, plus
+      ``f'`` with feature interactions), ``offset [K]``.
 
     Example:
       >>> model = LowRankModel(n=10, rank=2)
@@ -298,7 +311,8 @@ def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_sa
       (8, 10, 10)
     """
     k = model.num_samples if num_samples is None else int(num_samples)
-    p = _complete(state.params, model, _features_of(state, model).shape[1])
+    x = _features_of(state, model)
+    p = _complete(state.params, model, x.shape[1])
     ku, kv, kb, ka = jax.random.split(key, 4)
     n, m = model.n, model.rank
     u = p["U_loc"] + p["U_scale"] * jax.random.normal(ku, (k, n, m))
@@ -309,6 +323,10 @@ def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_sa
         a = (p["a_loc"] + p["a_scale"] * jax.random.normal(ka, (k, n)))[..., None]
         one = jnp.ones_like(a)
         u, v = jnp.concatenate([u, a, one], -1), jnp.concatenate([v, one, a], -1)
+    if uses_feature_pairs(model, x.shape[1]):
+        big_b = p["B_loc"] + p["B_scale"] * jax.random.normal(jax.random.fold_in(ka, 1), (k, *p["B_loc"].shape))
+        u = jnp.concatenate([u, jnp.broadcast_to(x, (k, *x.shape))], -1)
+        v = jnp.concatenate([v, jnp.einsum("nf,kfg->kng", x, big_b)], -1)
     if model.offset:
         b = p["offset_loc"] + p["offset_scale"] * jax.random.normal(kb, (k,))
     else:
@@ -328,12 +346,14 @@ def posterior_mean_std(samples: FactorSamples) -> tuple[jax.Array, jax.Array]:
 def mean_matrix(state: PosteriorState, *, model: LowRankModel) -> jax.Array:
     """The reward matrix at the guide's means: ``shift + scale * g(E_q F)``, ``[n, n]``.
 
-    ``E_q F_ij = mu_b + mu_a_i + mu_a_j + 1/2 (mu_u_i . mu_v_j + mu_v_i . mu_u_j)`` (the factors
+    ``E_q F_ij = mu_b + mu_a_i + mu_a_j + 1/2 (mu_u_i . mu_v_j + mu_v_i . mu_u_j)
+    + 1/2 (x_i^T mu_B x_j + x_j^T mu_B x_i)`` (the factors
     are independent under the guide). With the identity link and real factors this is the
     exact posterior mean of ``R`` off the diagonal (no sampling noise); otherwise it is the
     plug-in ``g(E F)``. Jittable; the diagonal is computed like any other entry.
     """
-    p = _complete(state.params, model, _features_of(state, model).shape[1])
+    x = _features_of(state, model)
+    p = _complete(state.params, model, x.shape[1])
     u, v = p["U_loc"], p["V_loc"]
     if model.nonnegative:
         u, v = jax.nn.softplus(u), jax.nn.softplus(v)
@@ -341,6 +361,9 @@ def mean_matrix(state: PosteriorState, *, model: LowRankModel) -> jax.Array:
     f = 0.5 * (a + a.T)
     if model.main_effects:
         f = f + p["a_loc"][:, None] + p["a_loc"][None, :]
+    if uses_feature_pairs(model, x.shape[1]):
+        q = x @ p["B_loc"] @ x.T
+        f = f + 0.5 * (q + q.T)
     if model.offset:
         f = f + p["offset_loc"]
     return state.shift + state.scale * _link(model.link, f)

@@ -21,6 +21,8 @@ from pairint_jax.discovery.posterior_types import LowRankModel, Observations, _l
 W_SCALE = 0.5
 #: Initial value of the learned main-effect prior scale ``tau_a`` (standardised units).
 A_TAU0 = 0.5
+#: Initial value of the learned prior scale ``tau_B`` of the feature-interaction matrix ``B``.
+B_TAU0 = 0.25
 #: Initial guide scale of every Gaussian latent.
 GUIDE_SCALE0 = 0.1
 
@@ -90,6 +92,26 @@ def _pair_sym(u, v, pairs_data):
     return 0.5 * (jnp.sum(u[rows] * v[cols], -1) + jnp.sum(v[rows] * u[cols], -1))
 
 
+def uses_feature_pairs(model: LowRankModel, num_features: int) -> bool:
+    """Whether the model has the feature-interaction term ``x_i^T B x_j`` (features given and
+    ``model.feature_interactions``)."""
+    return bool(model.feature_interactions and num_features)
+
+
+def _pair_sym_var(x, s2, pairs_data):
+    """``Var_q`` of ``1/2 (x_i^T B x_j + x_j^T B x_i)`` for independent ``B_kl`` of variance
+    ``s2 [f, f]``: ``1/4 sum_kl s2_kl (x_ik x_jl + x_jk x_il)^2``, ``[C]`` or ``[n, n]``."""
+    x2 = x * x
+    q = jnp.einsum("ik,il->ikl", x, x).reshape(x.shape[0], -1)
+    if len(pairs_data) == 2:
+        t = x2 @ s2 @ x2.T
+        return 0.25 * (t + t.T + 2.0 * (q * s2.reshape(-1)) @ q.T)
+    rows, cols = pairs_data[0], pairs_data[1]
+    xs = x2 @ s2
+    t = jnp.sum(xs[rows] * x2[cols], -1) + jnp.sum(xs[cols] * x2[rows], -1)
+    return 0.25 * (t + 2.0 * jnp.sum(q[rows] * s2.reshape(-1) * q[cols], -1))
+
+
 def _pair_sum(a, pairs_data):
     """``a_i + a_j`` at the observed entries: ``[C]`` (gather) or ``[n, n]`` (dense)."""
     if len(pairs_data) == 2:
@@ -105,7 +127,8 @@ def _y_mask(pairs_data):
 
 
 def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: LowRankModel):
-    """``U, V ~ N(0, lambda^2)``, ``a ~ N(x w, tau_a^2)``, ``w ~ N(0, tau_w^2)``, ``b``, ``sigma``, ``y``."""
+    """``U, V ~ N(0, lambda^2)``, ``a ~ N(x w, tau_a^2)``, ``w ~ N(0, tau_w^2)``, ``B ~ N(0, tau_B^2)``, ``b``,
+    ``sigma``, ``y``."""
     import numpyro
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
@@ -129,6 +152,11 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
             w = numpyro.sample("w", dist.Normal(jnp.zeros((features.shape[1],)), w_tau).to_event(1))
             prior_mean = features @ w
         f = f + _pair_sum(numpyro.sample("a", dist.Normal(prior_mean, tau).to_event(1)), pairs_data)
+    if uses_feature_pairs(model, features.shape[1]):
+        nf = features.shape[1]
+        b_tau = numpyro.param("B_tau", jnp.full((), B_TAU0), constraint=pos)
+        big_b = numpyro.sample("B", dist.Normal(jnp.zeros((nf, nf)), b_tau).to_event(2))
+        f = f + _pair_sym(features @ big_b, features, pairs_data)
     if model.offset:
         f = f + numpyro.sample("offset", dist.Normal(0.0, offset_scale))
     sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
@@ -138,7 +166,7 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
 
 
 def numpyro_guide(pairs_data, features, sigma_scale, offset_scale, *, model: LowRankModel):
-    """Mean-field Gaussian guide over ``U, V, a, w, b`` and a log-normal over ``sigma``."""
+    """Mean-field Gaussian guide over ``U, V, a, w, B, b`` and a log-normal over ``sigma``."""
     import numpyro
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
@@ -157,6 +185,8 @@ def numpyro_guide(pairs_data, features, sigma_scale, offset_scale, *, model: Low
         if features.shape[1]:
             normal("w", (features.shape[1],), 1)
         normal("a", (n,), 1)
+    if uses_feature_pairs(model, features.shape[1]):
+        normal("B", (features.shape[1],) * 2, 2)
     if model.offset:
         normal("offset", (), 0)
     loc = numpyro.param("sigma_loc", jnp.zeros(()))
@@ -172,7 +202,7 @@ def _kl_normal(mu, s, prior_mu, prior_s):
     return jnp.sum(jnp.log(prior_s / s) + (s**2 + (mu - prior_mu) ** 2) / (2 * prior_s**2) - 0.5)
 
 
-def _f_moments(params, pairs_data, *, model: LowRankModel):
+def _f_moments(params, pairs_data, features, *, model: LowRankModel):
     """``E_q f`` and ``Var_q f`` at the observed entries (see :func:`analytic_neg_elbo`)."""
     mu_u, s_u, mu_v, s_v = params["U_loc"], params["U_scale"], params["V_loc"], params["V_scale"]
     if len(pairs_data) == 2:
@@ -190,6 +220,9 @@ def _f_moments(params, pairs_data, *, model: LowRankModel):
     if model.main_effects:
         mean = mean + _pair_sum(params["a_loc"], pairs_data)
         var = var + _pair_sum(params["a_scale"] ** 2, pairs_data)
+    if uses_feature_pairs(model, features.shape[1]):
+        mean = mean + _pair_sym(features @ params["B_loc"], features, pairs_data)
+        var = var + _pair_sym_var(features, params["B_scale"] ** 2, pairs_data)
     if model.offset:
         mean = mean + params["offset_loc"]
         var = var + params["offset_scale"] ** 2
@@ -210,6 +243,8 @@ def _kl_terms(params, features, sigma_scale, offset_scale, *, model: LowRankMode
             extra = jnp.sum((features**2) @ (sw**2)) / (2 * tau**2)
             kl = kl + _kl_normal(mw, sw, 0.0, params["w_tau"])
         kl = kl + _kl_normal(params["a_loc"], params["a_scale"], prior_mean, tau) + extra
+    if uses_feature_pairs(model, features.shape[1]):
+        kl = kl + _kl_normal(params["B_loc"], params["B_scale"], 0.0, params["B_tau"])
     if model.offset:
         kl = kl + _kl_normal(params["offset_loc"], params["offset_scale"], 0.0, offset_scale)
     ms, ts = params["sigma_loc"], params["sigma_scale"]
@@ -229,6 +264,8 @@ def analytic_neg_elbo(params, pairs_data, features, sigma_scale, offset_scale, *
     * ``Var f = 1/4 sum_k (Var(u_ik v_jk) + Var(v_ik u_jk)) + s_a_i^2 + s_a_j^2 + s_b^2`` with
       ``Var(x y) = s_x^2 s_y^2 + s_x^2 mu_y^2 + mu_x^2 s_y^2``;
 
+    plus, with feature interactions, ``1/2 (x_i^T mu_B x_j + x_j^T mu_B x_i)`` in the mean and
+    ``1/4 sum_kl s_B_kl^2 (x_ik x_jl + x_jk x_il)^2`` in the variance (``B`` is linear in ``f``);
     and with ``log sigma ~ N(mu_s, t^2)``: ``E log sigma = mu_s``, ``E sigma^-2 = exp(-2 mu_s + 2 t^2)``,
     ``E sigma^2 = exp(2 mu_s + 2 t^2)``. Then
 
@@ -243,7 +280,7 @@ def analytic_neg_elbo(params, pairs_data, features, sigma_scale, offset_scale, *
     Dense layout: the same sums as matrices, ``E F = 1/2 (A + A^T)`` with ``A = mu_u mu_v^T`` and
     ``Var F = 1/4 (B + B^T)`` with ``B = s_u^2 (s_v^2)^T + s_u^2 (mu_v^2)^T + mu_u^2 (s_v^2)^T``.
     """
-    mean, var = _f_moments(params, pairs_data, model=model)
+    mean, var = _f_moments(params, pairs_data, features, model=model)
     y, mask = _y_mask(pairs_data)
     ms, ts = params["sigma_loc"], params["sigma_scale"]
     inv_var = jnp.exp(-2 * ms + 2 * ts**2)

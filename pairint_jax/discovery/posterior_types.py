@@ -75,6 +75,12 @@ class LowRankModel:
         hub-driven Norman map keeps its gain from the main effects (the studies are in
         benchmarks/RESULTS.md, "Choosing the factor prior" and "Rank 8 and the identity
         link's floor").
+      feature_interactions: with features, add ``1/2 (x_i^T B x_j + x_j^T B x_i)`` to ``F`` with
+        ``B ~ N(0, tau_B^2)^{f' x f'}`` (``tau_B`` learned; no effect without features). It
+        lets the singles predict pair structure, not only each perturbation's main effect, and
+        finds more top pairs in the first rounds on every real map; off by default because by
+        round 50 it finds fewer on SLKB |SL| and Norman |GI| (benchmarks/RESULTS.md, "Feature
+        interactions").
     """
 
     n: int
@@ -90,6 +96,7 @@ class LowRankModel:
     main_effects: bool = True
     factor_prior: str = "shared"
     factor_scale_min: float | None = None
+    feature_interactions: bool = False
 
     def __post_init__(self):
         for name in ("n", "rank", "steps", "num_samples"):
@@ -98,8 +105,9 @@ class LowRankModel:
                 raise ValueError(f"LowRankModel.{name} must be a positive int, got {val!r}.")
         if self.n < 2:
             raise ValueError(f"LowRankModel.n must be at least 2 (one pair), got {self.n}.")
-        if not isinstance(self.main_effects, (bool, np.bool_)):
-            raise ValueError(f"LowRankModel.main_effects must be True or False, got {self.main_effects!r}.")
+        for name in ("main_effects", "feature_interactions"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"LowRankModel.{name} must be True or False, got {getattr(self, name)!r}.")
         if self.factor_prior not in FACTOR_PRIORS:
             raise ValueError(f"LowRankModel.factor_prior must be one of {FACTOR_PRIORS}, got {self.factor_prior!r}.")
         if self.link not in LINKS:
@@ -185,7 +193,8 @@ class PosteriorState(NamedTuple):
       params: dict of parameters: guide ``U_loc, U_scale, V_loc, V_scale [n, m]``,
         ``offset_loc, offset_scale []`` (when ``offset``), ``sigma_loc, sigma_scale []``
         (log-normal over ``sigma``); with main effects ``a_loc, a_scale [n]``,
-        ``w_loc, w_scale [f']`` and the point estimates ``a_tau, w_tau []``; the point
+        ``w_loc, w_scale [f']`` and the point estimates ``a_tau, w_tau []``; with feature
+        interactions ``B_loc, B_scale [f', f']`` and the point estimate ``B_tau []``; the point
         estimate ``factor_scale`` (``[]`` shared, ``[m]`` ARD; absent for ``"unit"``). A dict
         missing some of them (an older state file) is completed with their initial values
         by the next fit.
@@ -231,11 +240,13 @@ class FactorSamples:
 
     Main effects are folded into the factors: a model with main effects ``a`` and rank
     ``m`` returns ``u' = [u, a, 1]`` and ``v' = [v, 1, a]`` (``m + 2`` columns), for which
-    ``1/2 (u'_i.v'_j + v'_i.u'_j) = 1/2 (u_i.v_j + v_i.u_j) + a_i + a_j`` exactly; every
-    consumer of the factors (acquisition, the tiled IDS) is unchanged.
+    ``1/2 (u'_i.v'_j + v'_i.u'_j) = 1/2 (u_i.v_j + v_i.u_j) + a_i + a_j`` exactly. Feature
+    interactions append ``x`` to ``u'`` and ``x B`` to ``v'`` (``f'`` more columns), which adds
+    ``1/2 (x_i^T B x_j + x_j^T B x_i)``. Every consumer of the factors (acquisition, the tiled
+    IDS) is unchanged.
 
     Attributes:
-      u: ``[K, n, m']`` (``m' = m + 2`` with main effects, else ``m``).
+      u: ``[K, n, m']`` (``m' = m``, plus 2 with main effects, plus ``f'`` with feature interactions).
       v: ``[K, n, m']``.
       offset: ``[K]`` (zeros without an offset).
       shift: ``[]``.

@@ -301,6 +301,7 @@ def simulate_many(
     progress: bool = False,
     policy_options: dict | None = None,
     features=None,
+    feature_interactions: bool = False,
     mesh=None,
 ) -> dict[str, SimulationResult]:
     """Simulate several policies on the same matrix and seeds, model-based ones in one program.
@@ -332,9 +333,13 @@ def simulate_many(
     prob = problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)
     n = prob.r.shape[0]
     feats = _rounds.as_features(features, n)
+    if feature_interactions and not feats.shape[1]:
+        raise ValueError("feature interactions (feature_interactions=True) need features: the term is x_i' B x_j; "
+                         "pass features=.")
     model = post.LowRankModel(n=n, rank=rank, offset=offset, link=resolve_link(link, prob.r[np.triu_indices(n, 1)]),
                               standardize=standardize,
-                              steps=steps, num_samples=num_samples, elbo=elbo, nonnegative=nonnegative)
+                              steps=steps, num_samples=num_samples, elbo=elbo, nonnegative=nonnegative,
+                              feature_interactions=feature_interactions)
     keys = _seed_keys(key, seeds)
     chunk = chunk_size
     for p in policies:  # the simulation-wide chunk_size, unless a policy's options name their own
@@ -346,7 +351,8 @@ def simulate_many(
                     lr=lr, sigma_scale=sigma_scale, link=model.link, offset=offset, standardize=standardize,
                     elbo=model.elbo, factor_scale_min=model.factor_scale_min, nonnegative=nonnegative, n=n,
                     n_initial=len(prob.init_pairs), chunk_size=chunk,
-                    features=feats.shape[1], devices=1 if mesh is None else mesh_size(mesh))
+                    features=feats.shape[1], feature_interactions=model.feature_interactions,
+                    devices=1 if mesh is None else mesh_size(mesh))
 
     # policies that read the posterior share one program; the model-free ones share a much cheaper one
     model_based = tuple(p for p in policies if get_policy(p).needs_posterior)
@@ -389,6 +395,7 @@ def simulate(
     progress: bool = False,
     mesh=None,
     features=None,
+    feature_interactions: bool = False,
     **policy_options,
 ) -> SimulationResult:
     """Run a policy on a known reward matrix: ``seeds`` campaigns of ``rounds x batch`` pairs.
@@ -429,6 +436,9 @@ def simulate(
         (see :func:`simulate_many`).
       features: optional ``[n, f]`` per-perturbation features (NaN = missing): the prior
         mean of ``"hub"``, and of the posterior where it takes features.
+      feature_interactions: add the posterior's feature-interaction term
+        ``1/2 (x_i^T B x_j + x_j^T B x_i)`` (default False; see
+        :class:`~pairint_jax.discovery.posterior.LowRankModel`). Needs ``features``.
       **policy_options: ``lam=4.0`` (:data:`~pairint_jax.discovery.acquisition.IDS_LAMBDA`) and
         ``reestimate=False`` for IDS, ``beta=1.0`` for UCB.
 
@@ -446,7 +456,7 @@ def simulate(
         reward_matrix, (policy,), rounds=rounds, batch=batch, seeds=seeds, key=key, known=known,
         observed=observed, rank=rank, steps=steps, num_samples=num_samples, lr=lr, sigma_scale=sigma_scale,
         link=link, offset=offset, standardize=standardize, elbo=elbo, nonnegative=nonnegative, chunk_size=chunk_size,
-        progress=progress, mesh=mesh, features=features,
+        progress=progress, mesh=mesh, features=features, feature_interactions=feature_interactions,
         policy_options={policy: policy_options} if policy_options else None,
     )
     return out[policy]
