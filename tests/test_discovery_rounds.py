@@ -77,20 +77,25 @@ def test_campaign_propose_is_one_step(tmp_path, policy):
     assert c.propose() == want
 
 
-@pytest.mark.parametrize("options", [{}, {"lam": 2.0}], ids=["default-lambda", "lambda-2"])
-def test_tiled_step_equals_in_memory_step(options):
+@pytest.mark.parametrize("options,interactions", [({}, False), ({"lam": 2.0}, False), ({}, True)],
+                         ids=["default-lambda", "lambda-2", "feature-interactions"])
+def test_tiled_step_equals_in_memory_step(options, interactions):
     """policy "ids_tiled" (host, pair lists) picks what "ids" picks from the same state, key and
-    options (the default lambda of both, and an explicit one)."""
+    options (the default lambda of both, and an explicit one), also with features and the
+    feature-interaction term folded into the factor samples."""
     r = truth(12)
-    model = post.LowRankModel(n=12, rank=2, steps=60, num_samples=32)
+    model = post.LowRankModel(n=12, rank=2, steps=60, num_samples=32, feature_interactions=interactions)
+    feats = np.stack([r.sum(1), np.arange(12.0) % 3], 1) if interactions else None
     observed = np.array([[0, 1], [2, 5], [3, 4], [1, 7], [6, 9]])
     obs = post.Observations.from_pairs(observed, r[observed[:, 0], observed[:, 1]], capacity=16)
     in_flight = np.array([[0, 2], [8, 11]])
     rem = np.triu(np.ones((12, 12), bool), 1)
     rem[in_flight[:, 0], in_flight[:, 1]] = False
     key = jax.random.key(3)
-    dense = rounds.init(jax.random.key(0), model, 16, observations=obs, remaining=rem)
-    tiled = rounds.init(jax.random.key(0), model, 16, observations=obs, remaining=False, exclude=in_flight)
+    dense = rounds.init(jax.random.key(0), model, 16, observations=obs, remaining=rem, features=feats)
+    tiled = rounds.init(jax.random.key(0), model, 16, observations=obs, remaining=False, exclude=in_flight,
+                        features=feats)
+    assert ("B_loc" in dense.posterior.params) == interactions
     _, a = rounds.step_jit(key, dense, obs, model=model, policy="ids", batch=4, options=options)
     new, b = rounds.step(key, tiled, obs, model=model, policy="ids_tiled", batch=4, options=options)
     np.testing.assert_array_equal(np.asarray(a.pairs), np.asarray(b.pairs))
