@@ -121,7 +121,8 @@ def test_the_campaign_schema_stores_b_and_an_old_file_resumes_without_it():
     model field; a file without it was written before it existed and resumes without it."""
     st = P.init(jax.random.key(0), P.LowRankModel(n=4, rank=2, feature_interactions=True),
                 features=np.array([[1.0], [2.0], [np.nan], [4.0]]))
-    assert {"B_loc", "B_scale", "B_tau"} <= set(st.params) <= set(campaign_schema.PARAMS) | set(campaign_schema.EXTRA_PARAMS)
+    known = set(campaign_schema.PARAMS) | set(campaign_schema.EXTRA_PARAMS)
+    assert {"B_loc", "B_scale", "B_tau"} <= set(st.params) <= known
     doc = {"params": {k: np.asarray(v, np.float64).tolist() for k, v in st.params.items()}, "shift": 0.0, "scale": 1.0}
     campaign_schema._posterior(doc, 4, {"offset": True, "rank": 2})
     for name, bad, problem in (("B_loc", [[0.0, 1.0], [2.0]], "must be a square [f, f] array"),
@@ -161,15 +162,18 @@ def test_simulate_and_a_resumed_campaign_run_the_feature_interactions(tmp_path):
     obs = P.Observations.from_pairs(observed, r[observed[:, 0], observed[:, 1]], capacity=cap)
     state = rounds.init(k_init, model, cap, observations=obs, features=feats)
     for t in range(n_rounds):
-        state, info = rounds.step_jit(jax.random.fold_in(k_rounds, t), state, obs, model=model, policy="ids", batch=batch)
+        state, info = rounds.step_jit(jax.random.fold_in(k_rounds, t), state, obs, model=model, policy="ids",
+                                      batch=batch)
         np.testing.assert_array_equal(np.asarray(info.pairs), res.chosen[0, t])
         y = r[np.asarray(info.pairs)[:, 0], np.asarray(info.pairs)[:, 1]]
-        obs = rounds.add_observations(obs, info.pairs, jnp.asarray(y, jnp.float32), info.valid, len(observed) + t * batch)
+        obs = rounds.add_observations(obs, info.pairs, jnp.asarray(y, jnp.float32), info.valid,
+                                      len(observed) + t * batch)
 
     names = [f"G{i}" for i in range(n)]
     seqs = []
     for folder in ("one", "two"):
-        pj.Campaign.create(tmp_path / folder, names, batch=3, seed=2, features=feats, feature_interactions=True, **small)
+        pj.Campaign.create(tmp_path / folder, names, batch=3, seed=2, features=feats, feature_interactions=True,
+                           **small)
         seq = []
         for _ in range(3):
             p = pj.Campaign.open(tmp_path / folder).propose()

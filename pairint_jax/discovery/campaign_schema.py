@@ -61,8 +61,8 @@ POLICY_OPTIONS = {"ids": ("lam", "reestimate", "chunk_size"), "ts": (), "ucb": (
 LINK_CHOICES = ("identity", "abs", "softplus", "auto")
 #: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
-            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min",
-            "feature_interactions", "seed")
+            "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior",
+            "factor_scale_min", "feature_interactions", "seed")
 _OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min",
                       "feature_interactions")
 #: ``posterior.FACTOR_PRIORS``.
