@@ -182,9 +182,7 @@ class Campaign:
         if not get_policy(policy).jittable:
             raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
         policy = get_policy(policy).name  # "uniform" is stored as "random"
-        if feature_interactions and features is None:
-            raise ValueError("feature interactions (feature_interactions=True, --feature-interactions) need features: "
-                             "the term is x_i' B x_j; pass features= (--features FILE.csv or --from-screen).")
+        feats = as_features(features, len(names), feature_interactions=feature_interactions)
         # stored, so the file keeps its lambda if the default changes (campaign_round.policy_options)
         if policy == "ids":
             opts.setdefault("lam", get_policy("ids").options["lam"])
@@ -208,7 +206,7 @@ class Campaign:
             "observations": [],
             "proposals": [],
             "posterior": None,
-            "features": features_json(as_features(features, len(names))),
+            "features": features_json(feats),
         }
         store.dump(state)  # fail early on anything JSON cannot hold (e.g. a numpy value in policy_options)
         path.mkdir(parents=True, exist_ok=True)

@@ -290,8 +290,8 @@ def sample(key: jax.Array, state: PosteriorState, *, model: LowRankModel, num_sa
     ``u_s = U_loc + U_scale * eps`` (then ``softplus`` if ``model.nonnegative``), likewise
     ``v_s``, ``a_s``, ``B_s`` and ``offset_s``. With main effects the factors are augmented,
     ``u' = [u, a, 1]`` and ``v' = [v, 1, a]``, and with feature interactions by
-    ``[.., x]`` and ``[.., x B_s]`` (``x`` the ``[n, f']`` features), so that the reward matrix of sample ``s`` is
-    always ``shift + scale * g(1/2 (u'_s v'_s^T + v'_s u'_s^T) + offset_s)`` (no observation
+    ``[.., x]`` and ``[.., x B_s]`` (``x`` the ``[n, f']`` features), so that the reward
+    matrix of sample ``s`` is always ``shift + scale * g(1/2 (u'_s v'_s^T + v'_s u'_s^T) + offset_s)`` (no observation
     noise: it is a sample of ``R``, not of ``y``).
 
     Args:

@@ -79,8 +79,8 @@ class LowRankModel:
         ``B ~ N(0, tau_B^2)^{f' x f'}`` (``tau_B`` learned; no effect without features). It
         lets the singles predict pair structure, not only each perturbation's main effect, and
         finds more top pairs in the first rounds on every real map; off by default because by
-        round 50 it finds fewer on SLKB |SL| and Norman |GI| (benchmarks/RESULTS.md, "Feature
-        interactions").
+        round 50 it finds no more (fewer on Norman |GI| with the full fit, on SLKB |SL| with a
+        short one; benchmarks/RESULTS.md, "Feature interactions").
     """
 
     n: int

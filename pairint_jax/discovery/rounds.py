@@ -89,13 +89,18 @@ class RoundInfo(NamedTuple):
     loss: jax.Array
 
 
-def as_features(features, n: int) -> np.ndarray:
+def as_features(features, n: int, *, feature_interactions: bool = False) -> np.ndarray:
     """Validate per-perturbation features: ``[n, f]`` float32 (None -> ``[n, 0]``; NaN = missing).
+
+    ``feature_interactions=True`` (the posterior's term ``x_i^T B x_j``) requires ``f >= 1``.
 
     Raises:
       TypeError: not numeric.
-      ValueError: not ``[n, f]``, or an infinite value.
+      ValueError: not ``[n, f]``, an infinite value, or no feature with ``feature_interactions``.
     """
+    if feature_interactions and (features is None or np.size(features) == 0):
+        raise ValueError("feature interactions (feature_interactions=True, --feature-interactions) need features: "
+                         "the term is x_i' B x_j; pass features= (--features FILE.csv or --from-screen).")
     if features is None:
         return np.zeros((n, 0), np.float32)
     try:

@@ -332,10 +332,7 @@ def simulate_many(
     _check_common(seeds, {"lr": lr, "sigma_scale": sigma_scale})
     prob = problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)
     n = prob.r.shape[0]
-    feats = _rounds.as_features(features, n)
-    if feature_interactions and not feats.shape[1]:
-        raise ValueError("feature interactions (feature_interactions=True) need features: the term is x_i' B x_j; "
-                         "pass features=.")
+    feats = _rounds.as_features(features, n, feature_interactions=feature_interactions)
     model = post.LowRankModel(n=n, rank=rank, offset=offset, link=resolve_link(link, prob.r[np.triu_indices(n, 1)]),
                               standardize=standardize,
                               steps=steps, num_samples=num_samples, elbo=elbo, nonnegative=nonnegative,
