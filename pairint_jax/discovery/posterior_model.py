@@ -128,7 +128,8 @@ def _y_mask(pairs_data):
 
 def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: LowRankModel):
     """``U, V ~ N(0, lambda^2)``, ``a ~ N(x w, tau_a^2)``, ``w ~ N(0, tau_w^2)``, ``B ~ N(0, tau_B^2)``, ``b``,
-    ``sigma``, ``y``."""
+    ``sigma``, ``y``; ``tau_a`` and ``tau_B`` are the learned point estimates bounded below by
+    ``model.main_effect_scale_min`` and ``model.interaction_scale_min``."""
     import numpyro
     import numpyro.distributions as dist
     from numpyro.distributions import constraints
@@ -145,7 +146,7 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
         u, v = jax.nn.softplus(u), jax.nn.softplus(v)
     f = _pair_sym(u, v, pairs_data)
     if model.main_effects:
-        tau = numpyro.param("a_tau", jnp.full((), A_TAU0), constraint=pos)
+        tau = jnp.maximum(numpyro.param("a_tau", jnp.full((), A_TAU0), constraint=pos), model.main_effect_scale_min)
         prior_mean = jnp.zeros((n,))
         if features.shape[1]:
             w_tau = numpyro.param("w_tau", jnp.full((), W_SCALE), constraint=pos)
@@ -154,7 +155,7 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
         f = f + _pair_sum(numpyro.sample("a", dist.Normal(prior_mean, tau).to_event(1)), pairs_data)
     if uses_feature_pairs(model, features.shape[1]):
         nf = features.shape[1]
-        b_tau = numpyro.param("B_tau", jnp.full((), B_TAU0), constraint=pos)
+        b_tau = jnp.maximum(numpyro.param("B_tau", jnp.full((), B_TAU0), constraint=pos), model.interaction_scale_min)
         big_b = numpyro.sample("B", dist.Normal(jnp.zeros((nf, nf)), b_tau).to_event(2))
         f = f + _pair_sym(features @ big_b, features, pairs_data)
     if model.offset:
@@ -235,7 +236,7 @@ def _kl_terms(params, features, sigma_scale, offset_scale, *, model: LowRankMode
     kl = _kl_normal(params["U_loc"], params["U_scale"], 0.0, lam)
     kl = kl + _kl_normal(params["V_loc"], params["V_scale"], 0.0, lam)
     if model.main_effects:
-        tau = params["a_tau"]
+        tau = jnp.maximum(params["a_tau"], model.main_effect_scale_min)
         prior_mean, extra = 0.0, 0.0
         if features.shape[1]:
             mw, sw = params["w_loc"], params["w_scale"]
@@ -244,7 +245,8 @@ def _kl_terms(params, features, sigma_scale, offset_scale, *, model: LowRankMode
             kl = kl + _kl_normal(mw, sw, 0.0, params["w_tau"])
         kl = kl + _kl_normal(params["a_loc"], params["a_scale"], prior_mean, tau) + extra
     if uses_feature_pairs(model, features.shape[1]):
-        kl = kl + _kl_normal(params["B_loc"], params["B_scale"], 0.0, params["B_tau"])
+        kl = kl + _kl_normal(params["B_loc"], params["B_scale"], 0.0,
+                                 jnp.maximum(params["B_tau"], model.interaction_scale_min))
     if model.offset:
         kl = kl + _kl_normal(params["offset_loc"], params["offset_scale"], 0.0, offset_scale)
     ms, ts = params["sigma_loc"], params["sigma_scale"]

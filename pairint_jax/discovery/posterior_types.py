@@ -81,6 +81,15 @@ class LowRankModel:
         finds more top pairs in the first rounds on every real map; off by default because by
         round 50 it finds no more (fewer on Norman |GI| with the full fit, on SLKB |SL| with a
         short one; benchmarks/RESULTS.md, "Feature interactions").
+      main_effect_scale_min: lower bound on the learned main-effect prior scale,
+        ``tau_a >= main_effect_scale_min`` (standardised units; default 0, unbounded).
+      interaction_scale_min: lower bound on the learned prior scale of ``B``,
+        ``tau_B >= interaction_scale_min`` (default 0, unbounded). Like the factor floor, these
+        bounds stop the mean-field fit from shrinking a prior scale to nearly nothing: on Norman's
+        |GI| it learns ``tau_a`` near 0.2 and ``tau_B`` near 0.03. With the other settings of
+        :data:`~pairint_jax.discovery.model_options.HUB_MODEL` they take IDS to 0.31 of Norman's
+        top pairs by round 50; they are off by default because they cost synthetic (b) its blocks
+        (benchmarks/RESULTS.md, "A model for hub-driven maps").
     """
 
     n: int
@@ -97,6 +106,8 @@ class LowRankModel:
     factor_prior: str = "shared"
     factor_scale_min: float | None = None
     feature_interactions: bool = False
+    main_effect_scale_min: float = 0.0
+    interaction_scale_min: float = 0.0
 
     def __post_init__(self):
         for name in ("n", "rank", "steps", "num_samples"):
@@ -117,6 +128,12 @@ class LowRankModel:
                 or not np.isfinite(fmin) or fmin < 0:
             raise ValueError(f"LowRankModel.factor_scale_min must be a finite number >= 0 or None, got {fmin!r}.")
         object.__setattr__(self, "factor_scale_min", float(fmin))
+        for name in ("main_effect_scale_min", "interaction_scale_min"):
+            val = getattr(self, name)
+            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(val) or val < 0:
+                raise ValueError(f"LowRankModel.{name} must be a finite number >= 0, got {val!r}.")
+            object.__setattr__(self, name, float(val))
         if self.elbo is None:
             closed = self.link == "identity" and not self.nonnegative
             object.__setattr__(self, "elbo", "analytic" if closed else "mc")
