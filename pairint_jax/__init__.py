@@ -45,7 +45,15 @@ from pairint_jax.adata import score_adata
 from pairint_jax import nre, stats
 
 # -- discovery: choosing which pairs to run next --
-from pairint_jax.discovery import Campaign, CampaignStateError, LowRankModel, SimulationResult, simulate, simulate_many
+from pairint_jax.discovery import (
+    HUB_MODEL,
+    Campaign,
+    CampaignStateError,
+    LowRankModel,
+    SimulationResult,
+    simulate,
+    simulate_many,
+)
 from pairint_jax.discovery.features_csv import FeaturesFileError, read_features, write_features
 from pairint_jax.discovery.tiled import ids_tiled
 
@@ -103,6 +111,7 @@ __all__ = [
     "Campaign",
     "CampaignStateError",
     "FeaturesFileError",
+    "HUB_MODEL",
     "LowRankModel",
     "SimulationResult",
     "ids_tiled",

@@ -29,6 +29,7 @@ from pairint_jax.discovery.campaign import Campaign, CampaignStateError, Observe
 from pairint_jax.discovery.acquisition import Batch, IDSStats, greedy, ids, ids_stats, thompson, ucb, uncertainty, uniform
 from pairint_jax.discovery.features_csv import FeaturesFileError, read_features, write_features
 from pairint_jax.discovery.hub import hub
+from pairint_jax.discovery.model_options import HUB_MODEL
 from pairint_jax.discovery.policies import POLICIES, REGISTRY, acquire
 from pairint_jax.discovery.posterior import FactorSamples, LowRankModel, Observations, PosteriorState
 from pairint_jax.discovery.rounds import RoundInfo, RoundState
@@ -36,6 +37,7 @@ from pairint_jax.discovery.simulate import SimulationResult, simulate, simulate_
 from pairint_jax.discovery.tiled import TiledBatch, ids_tiled
 
 __all__ = [
+    "HUB_MODEL",
     "POLICIES",
     "Batch",
     "Campaign",

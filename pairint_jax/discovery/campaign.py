@@ -126,6 +126,7 @@ class Campaign:
         policy_options: dict | None = None,
         features=None,
         feature_interactions: bool = False,
+        model_options: dict | None = None,
     ) -> Campaign:
         """Start a campaign over all pairs of ``perturbations`` in a new folder ``path``.
 
@@ -150,6 +151,9 @@ class Campaign:
             ``"hub"``, and of the posterior where it takes features.
           feature_interactions: add the posterior's feature-interaction term (default False;
             :class:`~pairint_jax.discovery.posterior.LowRankModel`); stored in the settings.
+          model_options: further ``LowRankModel`` settings (the keys of
+            :data:`~pairint_jax.discovery.model_options.MODEL_OPTIONS`), e.g. ``pj.HUB_MODEL``
+            (which sets ``link`` and ``feature_interactions`` too); stored in the settings.
 
         Returns:
           The new :class:`Campaign` (already saved).
@@ -164,6 +168,7 @@ class Campaign:
         from pairint_jax import _validate as V
         from pairint_jax.discovery.campaign_round import features_json
         from pairint_jax.discovery.links import resolve_link
+        from pairint_jax.discovery.model_options import split_model_options
         from pairint_jax.discovery.policies import check_policy, get_policy
         from pairint_jax.discovery.posterior import LowRankModel
         from pairint_jax.discovery.rounds import as_features
@@ -182,19 +187,22 @@ class Campaign:
         if not get_policy(policy).jittable:
             raise ValueError(f"policy {policy!r} is not a campaign policy: an 'ids' campaign of many perturbations uses it by itself.")
         policy = get_policy(policy).name  # "uniform" is stored as "random"
+        link, feature_interactions, extra = split_model_options(link, feature_interactions, model_options)
         feats = as_features(features, len(names), feature_interactions=feature_interactions)
         # stored, so the file keeps its lambda if the default changes (campaign_round.policy_options)
         if policy == "ids":
             opts.setdefault("lam", get_policy("ids").options["lam"])
         model = LowRankModel(n=len(names), rank=rank, steps=steps, num_samples=num_samples,
                              link=resolve_link(link, ()), offset=offset, standardize=standardize,
-                             nonnegative=nonnegative, feature_interactions=feature_interactions)
+                             nonnegative=nonnegative, feature_interactions=feature_interactions, **extra)
         for name, val in (("lr", lr), ("sigma_scale", sigma_scale)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {val!r}.")
         fields = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dataclasses.asdict(model).items() if k != "n"}
         if link == "auto":  # resolved every round (campaign_round.model_from_settings), the ELBO and floor with it
-            fields.update(link="auto", elbo=None, factor_scale_min=None)
+            fields.update(link="auto", elbo=None)
+            if "factor_scale_min" not in extra:
+                fields.update(factor_scale_min=None)
         settings = dict(batch=int(batch), policy=policy, policy_options=opts, lr=float(lr),
                         sigma_scale=float(sigma_scale), seed=int(seed), **fields)
         state = {

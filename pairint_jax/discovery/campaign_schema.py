@@ -13,9 +13,10 @@ The state (see :mod:`pairint_jax.discovery.campaign`):
 * ``format`` ``"pairint-campaign"``, ``version`` 1;
 * ``perturbations``: ``n >= 2`` distinct non-empty names without surrounding spaces;
 * ``settings``: exactly the keys of :data:`SETTINGS` (``nonnegative``, ``elbo``, ``layout``,
-  ``main_effects``, ``factor_prior``, ``factor_scale_min`` and ``feature_interactions`` may be
-  absent: the model's fields, ``dataclasses.asdict(LowRankModel)`` but ``n``, stored flat; files
-  written before some existed lack them); ``link`` may be ``"auto"``, resolved every round from
+  ``main_effects``, ``factor_prior``, ``factor_scale_min``, ``feature_interactions``,
+  ``main_effect_scale_min`` and ``interaction_scale_min`` may be absent: the model's fields,
+  ``dataclasses.asdict(LowRankModel)`` but ``n``, stored flat; files written before some existed
+  lack them); ``link`` may be ``"auto"``, resolved every round from
   the observed scores, and ``elbo`` is then ``null``;
 * ``features``: absent, ``null`` or ``[n, f]`` numbers (``null`` = missing), ``f >= 1``;
 * ``rng``: ``{"seed": settings.seed, "round": R}`` with ``R`` the last proposal's round;
@@ -62,9 +63,9 @@ LINK_CHOICES = ("identity", "abs", "softplus", "auto")
 #: The keys of ``settings`` (the optional ones may be absent: files written before they existed).
 SETTINGS = ("batch", "policy", "policy_options", "rank", "steps", "num_samples", "lr", "sigma_scale", "link",
             "offset", "standardize", "nonnegative", "elbo", "layout", "main_effects", "factor_prior",
-            "factor_scale_min", "feature_interactions", "seed")
+            "factor_scale_min", "feature_interactions", "main_effect_scale_min", "interaction_scale_min", "seed")
 _OPTIONAL_SETTINGS = ("nonnegative", "elbo", "layout", "main_effects", "factor_prior", "factor_scale_min",
-                      "feature_interactions")
+                      "feature_interactions", "main_effect_scale_min", "interaction_scale_min")
 #: ``posterior.FACTOR_PRIORS``.
 FACTOR_PRIORS = ("shared", "ard", "unit")
 #: ``posterior.DEFAULT_RANK`` (the default rank of ``Campaign.create`` and ``pairint campaign-init``).
@@ -75,7 +76,8 @@ IDS_LAMBDA = 4.0
 LEGACY_IDS_LAMBDA = 2.0
 #: The fields of ``posterior.LowRankModel`` but ``n`` (stored flat in ``settings``).
 MODEL_FIELDS = ("rank", "offset", "link", "standardize", "steps", "num_samples", "elbo", "nonnegative", "layout",
-                "main_effects", "factor_prior", "factor_scale_min", "feature_interactions")
+                "main_effects", "factor_prior", "factor_scale_min", "feature_interactions", "main_effect_scale_min",
+                "interaction_scale_min")
 #: Guide parameters of the posterior: ``[n, rank]`` factors and scalars (offset ones only with ``offset``).
 PARAMS = {"U_loc": 2, "U_scale": 2, "V_loc": 2, "V_scale": 2, "sigma_loc": 0, "sigma_scale": 0,
           "offset_loc": 0, "offset_scale": 0}
@@ -203,6 +205,10 @@ def _settings(s) -> dict:
         fmin = s["factor_scale_min"]
         if isinstance(fmin, bool) or not isinstance(fmin, (int, float)) or not math.isfinite(fmin) or fmin < 0:
             raise _Bad("settings.factor_scale_min", f"must be a finite number >= 0 or null, got {_short(fmin)}")
+    for name in ("main_effect_scale_min", "interaction_scale_min"):
+        val = s.get(name, 0.0)
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0:
+            raise _Bad(f"settings.{name}", f"must be a finite number >= 0, got {_short(val)}")
     _int("settings.seed", s["seed"], low=0, below=SEED_LIMIT)
     return s
 

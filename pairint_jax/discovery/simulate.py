@@ -41,6 +41,7 @@ from pairint_jax._progress import progress as _progress
 from pairint_jax.discovery import posterior as post
 from pairint_jax.discovery import rounds as _rounds
 from pairint_jax.discovery.links import resolve_link
+from pairint_jax.discovery.model_options import split_model_options
 from pairint_jax.discovery.policies import REGISTRY, check_policy, get_policy, split_options
 from pairint_jax.discovery.simulate_inputs import Problem, check_policies, problem
 from pairint_jax.parallel import check_mesh, mesh_size, pad_leading, replicated, shard_map, sharded, sharded_spec
@@ -302,6 +303,7 @@ def simulate_many(
     policy_options: dict | None = None,
     features=None,
     feature_interactions: bool = False,
+    model_options: dict | None = None,
     mesh=None,
 ) -> dict[str, SimulationResult]:
     """Simulate several policies on the same matrix and seeds, model-based ones in one program.
@@ -332,11 +334,12 @@ def simulate_many(
     _check_common(seeds, {"lr": lr, "sigma_scale": sigma_scale})
     prob = problem(reward_matrix, rounds=rounds, batch=batch, known=known, observed=observed)
     n = prob.r.shape[0]
+    link, feature_interactions, extra = split_model_options(link, feature_interactions, model_options)
     feats = _rounds.as_features(features, n, feature_interactions=feature_interactions)
     model = post.LowRankModel(n=n, rank=rank, offset=offset, link=resolve_link(link, prob.r[np.triu_indices(n, 1)]),
                               standardize=standardize,
                               steps=steps, num_samples=num_samples, elbo=elbo, nonnegative=nonnegative,
-                              feature_interactions=feature_interactions)
+                              feature_interactions=feature_interactions, **extra)
     keys = _seed_keys(key, seeds)
     chunk = chunk_size
     for p in policies:  # the simulation-wide chunk_size, unless a policy's options name their own
@@ -349,6 +352,7 @@ def simulate_many(
                     elbo=model.elbo, factor_scale_min=model.factor_scale_min, nonnegative=nonnegative, n=n,
                     n_initial=len(prob.init_pairs), chunk_size=chunk,
                     features=feats.shape[1], feature_interactions=model.feature_interactions,
+                    **{k: getattr(model, k) for k in extra if k != "factor_scale_min"},
                     devices=1 if mesh is None else mesh_size(mesh))
 
     # policies that read the posterior share one program; the model-free ones share a much cheaper one
@@ -393,6 +397,7 @@ def simulate(
     mesh=None,
     features=None,
     feature_interactions: bool = False,
+    model_options: dict | None = None,
     **policy_options,
 ) -> SimulationResult:
     """Run a policy on a known reward matrix: ``seeds`` campaigns of ``rounds x batch`` pairs.
@@ -436,6 +441,10 @@ def simulate(
       feature_interactions: add the posterior's feature-interaction term
         ``1/2 (x_i^T B x_j + x_j^T B x_i)`` (default False; see
         :class:`~pairint_jax.discovery.posterior.LowRankModel`). Needs ``features``.
+      model_options: further ``LowRankModel`` settings (the keys of
+        :data:`~pairint_jax.discovery.model_options.MODEL_OPTIONS`), e.g. ``pj.HUB_MODEL``, the
+        preset for hub-driven maps with informative singles (it sets ``link`` and
+        ``feature_interactions`` too); ``settings`` of the result records them.
       **policy_options: ``lam=4.0`` (:data:`~pairint_jax.discovery.acquisition.IDS_LAMBDA`) and
         ``reestimate=False`` for IDS, ``beta=1.0`` for UCB.
 
@@ -454,6 +463,6 @@ def simulate(
         observed=observed, rank=rank, steps=steps, num_samples=num_samples, lr=lr, sigma_scale=sigma_scale,
         link=link, offset=offset, standardize=standardize, elbo=elbo, nonnegative=nonnegative, chunk_size=chunk_size,
         progress=progress, mesh=mesh, features=features, feature_interactions=feature_interactions,
-        policy_options={policy: policy_options} if policy_options else None,
+        model_options=model_options, policy_options={policy: policy_options} if policy_options else None,
     )
     return out[policy]
