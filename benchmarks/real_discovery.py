@@ -17,7 +17,9 @@ Full: 50 rounds x batch 10, 10 seeds, 5,000 steps, K = 1,000.
 ``--features on|off|both`` runs each policy with the matrix's per-perturbation features
 (``features=`` of :func:`pj.simulate_many`: the prior of the main effects and the prior mean of
 ``hub``), without them, or both. ``--feature-interactions`` adds the posterior's
-feature-interaction term ``x_i^T B x_j`` to the runs with features.
+feature-interaction term ``x_i^T B x_j`` to the runs with features, and ``--model hub`` fits
+them with ``pj.HUB_MODEL``, the preset for hub-driven maps (identity link, the term, floors on
+the learned prior scales).
 
 Reward matrices (symmetric, NaN diagonal; a pair's true score is revealed when chosen) and
 their features (z-scored columns; NaN = missing, imputed by the library):
@@ -213,11 +215,13 @@ def run_matrix(name: str, args, corum, policies, feature_modes):
         if mode == "on" and feats is None:
             continue
         t0 = time.perf_counter()
+        hub_model = args.model == "hub" and mode == "on"  # the preset needs features
         res = pj.simulate_many(
             reward, policies, rounds=n_rounds, batch=args.batch, seeds=args.seeds,
             key=jax.random.key(args.seed), known=known.get("CORUM"), steps=args.steps,
             num_samples=args.num_samples, progress=args.progress, features=feats if mode == "on" else None,
-            link=args.link, feature_interactions=args.feature_interactions and mode == "on",
+            link=args.link, feature_interactions=args.feature_interactions and mode == "on" and not hub_model,
+            model_options=pj.HUB_MODEL if hub_model else None,
         )
         walls[mode] = time.perf_counter() - t0
         for pol, r in res.items():
@@ -326,6 +330,9 @@ def main(argv=None) -> None:
     ap.add_argument("--feature-interactions", action="store_true",
                     help="with features: the posterior's feature-interaction term x_i' B x_j "
                          "(LowRankModel(feature_interactions=True))")
+    ap.add_argument("--model", choices=("default", "hub"), default="default",
+                    help="hub: the runs with features use pj.HUB_MODEL (identity link, feature interactions, "
+                         "floors on the prior scales); the runs without features keep the default model")
     ap.add_argument("--timing", action="store_true", help="also time one round, default vs old model")
     ap.add_argument("--timing-only", action="store_true", help="only the timing section")
     ap.add_argument("--timing-max-n", type=int, default=1000, help="skip timing sizes above this n")
@@ -342,7 +349,9 @@ def main(argv=None) -> None:
     lines = [f"Settings: {args.rounds} rounds x batch {args.batch}, {args.seeds} seeds, default LowRankModel "
              f"(rank {pj.discovery.posterior.DEFAULT_RANK}, main effects, shared factor prior floored at 0.5 (abs link) or 1.0 (identity)), {args.steps} SVI steps, K = {args.num_samples}, "
              f"IDS lambda = {pj.discovery.acquisition.IDS_LAMBDA:g}; feature interactions "
-             f"{'on (with features)' if args.feature_interactions else 'off'}; first round random. "
+             f"{'on (with features)' if args.feature_interactions else 'off'}; "
+             f"{'runs with features: pj.HUB_MODEL ' + str(dict(pj.HUB_MODEL)) + '; ' if args.model == 'hub' else ''}"
+             "first round random. "
              f"Device: {jax.devices()[0].platform}; jax {jax.__version__}. "
              "Cells: top-5% found, mean [min, max] over seeds.", ""]
     print("\n".join(lines), flush=True)
