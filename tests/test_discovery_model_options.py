@@ -99,8 +99,8 @@ def test_a_fit_with_floors_keeps_the_prior_scales_at_the_floors():
         fits[name] = (model, st.params)
     assert float(fits["free"][1]["a_tau"]) < 0.1
     model, params = fits["floored"]
-    assert max(float(params["a_tau"]), model.main_effect_scale_min) == pytest.approx(0.4)
-    assert max(float(params["B_tau"]), model.interaction_scale_min) == pytest.approx(0.3)
+    assert float(PM.main_effect_scale(params["a_tau"], model)) == pytest.approx(0.4)
+    assert float(PM.interaction_scale(params["B_tau"], model)) == pytest.approx(0.3)
 
 
 def test_model_validation_of_the_floors():

@@ -40,6 +40,18 @@ def factor_scale(learned, model: LowRankModel):
     return jnp.maximum(learned, model.factor_scale_min)
 
 
+def main_effect_scale(learned, model: LowRankModel):
+    """The prior scale ``tau_a`` of the main effects: the learned point estimate bounded below by
+    ``model.main_effect_scale_min``."""
+    return jnp.maximum(learned, model.main_effect_scale_min)
+
+
+def interaction_scale(learned, model: LowRankModel):
+    """The prior scale ``tau_B`` of the feature-interaction matrix: the learned point estimate
+    bounded below by ``model.interaction_scale_min``."""
+    return jnp.maximum(learned, model.interaction_scale_min)
+
+
 def standardise(obs: Observations, enabled: bool, link: str = "identity"):
     """(shift, scale) from the observed values.
 
@@ -146,7 +158,7 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
         u, v = jax.nn.softplus(u), jax.nn.softplus(v)
     f = _pair_sym(u, v, pairs_data)
     if model.main_effects:
-        tau = jnp.maximum(numpyro.param("a_tau", jnp.full((), A_TAU0), constraint=pos), model.main_effect_scale_min)
+        tau = main_effect_scale(numpyro.param("a_tau", jnp.full((), A_TAU0), constraint=pos), model)
         prior_mean = jnp.zeros((n,))
         if features.shape[1]:
             w_tau = numpyro.param("w_tau", jnp.full((), W_SCALE), constraint=pos)
@@ -155,7 +167,7 @@ def numpyro_model(pairs_data, features, sigma_scale, offset_scale, *, model: Low
         f = f + _pair_sum(numpyro.sample("a", dist.Normal(prior_mean, tau).to_event(1)), pairs_data)
     if uses_feature_pairs(model, features.shape[1]):
         nf = features.shape[1]
-        b_tau = jnp.maximum(numpyro.param("B_tau", jnp.full((), B_TAU0), constraint=pos), model.interaction_scale_min)
+        b_tau = interaction_scale(numpyro.param("B_tau", jnp.full((), B_TAU0), constraint=pos), model)
         big_b = numpyro.sample("B", dist.Normal(jnp.zeros((nf, nf)), b_tau).to_event(2))
         f = f + _pair_sym(features @ big_b, features, pairs_data)
     if model.offset:
@@ -236,7 +248,7 @@ def _kl_terms(params, features, sigma_scale, offset_scale, *, model: LowRankMode
     kl = _kl_normal(params["U_loc"], params["U_scale"], 0.0, lam)
     kl = kl + _kl_normal(params["V_loc"], params["V_scale"], 0.0, lam)
     if model.main_effects:
-        tau = jnp.maximum(params["a_tau"], model.main_effect_scale_min)
+        tau = main_effect_scale(params["a_tau"], model)
         prior_mean, extra = 0.0, 0.0
         if features.shape[1]:
             mw, sw = params["w_loc"], params["w_scale"]
@@ -245,8 +257,7 @@ def _kl_terms(params, features, sigma_scale, offset_scale, *, model: LowRankMode
             kl = kl + _kl_normal(mw, sw, 0.0, params["w_tau"])
         kl = kl + _kl_normal(params["a_loc"], params["a_scale"], prior_mean, tau) + extra
     if uses_feature_pairs(model, features.shape[1]):
-        kl = kl + _kl_normal(params["B_loc"], params["B_scale"], 0.0,
-                                 jnp.maximum(params["B_tau"], model.interaction_scale_min))
+        kl = kl + _kl_normal(params["B_loc"], params["B_scale"], 0.0, interaction_scale(params["B_tau"], model))
     if model.offset:
         kl = kl + _kl_normal(params["offset_loc"], params["offset_scale"], 0.0, offset_scale)
     ms, ts = params["sigma_loc"], params["sigma_scale"]
