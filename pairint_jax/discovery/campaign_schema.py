@@ -201,14 +201,13 @@ def _settings(s) -> dict:
         raise _Bad("settings.layout", f"must be 'auto', 'dense' or 'gather', got {_short(s['layout'])}")
     if s.get("factor_prior", "shared") not in FACTOR_PRIORS:
         raise _Bad("settings.factor_prior", f"must be one of {', '.join(map(repr, FACTOR_PRIORS))}, got {_short(s['factor_prior'])}")
-    if s.get("factor_scale_min") is not None:  # null: picked from the link every round
-        fmin = s["factor_scale_min"]
-        if isinstance(fmin, bool) or not isinstance(fmin, (int, float)) or not math.isfinite(fmin) or fmin < 0:
-            raise _Bad("settings.factor_scale_min", f"must be a finite number >= 0 or null, got {_short(fmin)}")
-    for name in ("main_effect_scale_min", "interaction_scale_min"):
-        val = s.get(name, 0.0)
+    for name in ("factor_scale_min", "main_effect_scale_min", "interaction_scale_min"):  # the floors
+        val = s.get(name)
+        if val is None and name == "factor_scale_min":  # null: picked from the link every round
+            continue
         if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0:
-            raise _Bad(f"settings.{name}", f"must be a finite number >= 0, got {_short(val)}")
+            none = " or null" if name == "factor_scale_min" else ""
+            raise _Bad(f"settings.{name}", f"must be a finite number >= 0{none}, got {_short(val)}")
     _int("settings.seed", s["seed"], low=0, below=SEED_LIMIT)
     return s
 

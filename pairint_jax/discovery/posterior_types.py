@@ -123,16 +123,14 @@ class LowRankModel:
             raise ValueError(f"LowRankModel.factor_prior must be one of {FACTOR_PRIORS}, got {self.factor_prior!r}.")
         if self.link not in LINKS:
             raise ValueError(f"LowRankModel.link must be one of {LINKS}, got {self.link!r}.")
-        fmin = DEFAULT_FACTOR_SCALE_MIN[self.link] if self.factor_scale_min is None else self.factor_scale_min
-        if isinstance(fmin, (bool, np.bool_)) or not isinstance(fmin, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(fmin) or fmin < 0:
-            raise ValueError(f"LowRankModel.factor_scale_min must be a finite number >= 0 or None, got {fmin!r}.")
-        object.__setattr__(self, "factor_scale_min", float(fmin))
-        for name in ("main_effect_scale_min", "interaction_scale_min"):
+        if self.factor_scale_min is None:
+            object.__setattr__(self, "factor_scale_min", DEFAULT_FACTOR_SCALE_MIN[self.link])
+        for name in ("factor_scale_min", "main_effect_scale_min", "interaction_scale_min"):  # the floors
             val = getattr(self, name)
             if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(val) or val < 0:
-                raise ValueError(f"LowRankModel.{name} must be a finite number >= 0, got {val!r}.")
+                none = " or None" if name == "factor_scale_min" else ""
+                raise ValueError(f"LowRankModel.{name} must be a finite number >= 0{none}, got {val!r}.")
             object.__setattr__(self, name, float(val))
         if self.elbo is None:
             closed = self.link == "identity" and not self.nonnegative

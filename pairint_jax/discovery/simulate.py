@@ -352,8 +352,8 @@ def simulate_many(
                     elbo=model.elbo, factor_scale_min=model.factor_scale_min, nonnegative=nonnegative, n=n,
                     n_initial=len(prob.init_pairs), chunk_size=chunk,
                     features=feats.shape[1], feature_interactions=model.feature_interactions,
-                    **{k: getattr(model, k) for k in extra if k != "factor_scale_min"},
                     devices=1 if mesh is None else mesh_size(mesh))
+    settings.update({k: getattr(model, k) for k in extra})  # the model_options, as fitted
 
     # policies that read the posterior share one program; the model-free ones share a much cheaper one
     model_based = tuple(p for p in policies if get_policy(p).needs_posterior)
