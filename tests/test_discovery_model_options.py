@@ -126,6 +126,8 @@ def test_split_model_options():
         split_model_options("abs", False, HUB_MODEL)
     with pytest.raises(ValueError, match="model_options must be a dict"):
         split_model_options("auto", False, [("link", "abs")])
+    with pytest.raises(ValueError, match="model_options must be a dict"):
+        split_model_options("auto", False, "hub")  # a preset's name is not the preset
     with pytest.raises(TypeError):
         HUB_MODEL["link"] = "abs"  # the preset is read-only
 

@@ -51,9 +51,10 @@ def split_model_options(link: str, feature_interactions: bool, model_options) ->
       >>> split_model_options("auto", False, HUB_MODEL)[0:2]
       ('identity', True)
     """
+    if model_options is not None and not hasattr(model_options, "keys"):  # before dict(), whose error is obscure
+        raise ValueError(f"model_options must be a dict of LowRankModel settings (e.g. pj.HUB_MODEL), "
+                         f"got {type(model_options).__name__}.")
     opts = dict(model_options or {})
-    if model_options is not None and not hasattr(model_options, "keys"):
-        raise ValueError(f"model_options must be a dict of LowRankModel settings, got {type(model_options).__name__}.")
     unknown = sorted(set(opts) - set(MODEL_OPTIONS))
     if unknown:
         raise ValueError(f"model_options: unknown setting(s) {unknown}; expected some of {list(MODEL_OPTIONS)} "
